@@ -3,6 +3,7 @@ module github.com/kinproc/kin
 go 1.26.8
 
 require (
+	github.com/prometheus/procfs v0.23.0
 	go.uber.org/goleak v1.3.0
 	golang.org/x/sys v0.49.0
 )

@@ -113,4 +113,3 @@ func FuzzChannel(f *testing.F) {
 		}
 	})
 }
-

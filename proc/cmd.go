@@ -113,13 +113,13 @@ type Cmd struct {
 	pipesToClose []*os.File // the child's ends, closed after Start
 	closeAfter   []*os.File // our ends, closed after Wait, as os/exec does
 	tail         *tailBuffer
-	done     chan struct{}
-	mu       sync.Mutex
-	state    *os.ProcessState
-	waitErr  error
-	stopping bool
-	reaped   bool // the leader has been waited for: its pgid may be reused
-	started  time.Time
+	done         chan struct{}
+	mu           sync.Mutex
+	state        *os.ProcessState
+	waitErr      error
+	stopping     bool
+	reaped       bool // the leader has been waited for: its pgid may be reused
+	started      time.Time
 }
 
 // Command returns the Cmd to run the program name with args. Nothing runs

@@ -20,6 +20,10 @@ var (
 	// ErrMalformed wraps errors about bytes that are not a valid message of
 	// the channel's codec. The channel is closed when it sees one.
 	ErrMalformed = errors.New("ipc: malformed message")
+	// ErrBadMessage wraps errors about a message given to Send that the
+	// codec cannot carry (invalid JSON, too many files…). Nothing is sent
+	// and the channel stays open.
+	ErrBadMessage = errors.New("ipc: cannot send message")
 )
 
 // TooLargeError reports a message above Config.MaxMessageSize. A received one
@@ -212,10 +216,10 @@ func (c *Channel) Send(ctx context.Context, m Message) error {
 		return &TooLargeError{Size: len(m.Data), Max: c.cfg.MaxMessageSize}
 	}
 	if len(m.Files) > maxFiles {
-		return fmt.Errorf("ipc: %d files in one message; at most %d", len(m.Files), maxFiles)
+		return fmt.Errorf("%w: %d files in one message; at most %d", ErrBadMessage, len(m.Files), maxFiles)
 	}
 	if m.Kind >= numKinds {
-		return fmt.Errorf("ipc: unknown message kind %d", m.Kind)
+		return fmt.Errorf("%w: unknown message kind %d", ErrBadMessage, m.Kind)
 	}
 	if len(m.Files) > 0 {
 		return c.sendWithFiles(ctx, &m)

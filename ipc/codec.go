@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 )
@@ -76,16 +75,16 @@ func appendFrame(dst []byte, m *Message) []byte {
 // one message.
 func appendJSON(dst []byte, m *Message) ([]byte, error) {
 	if m.Kind >= numKinds {
-		return dst, fmt.Errorf("ipc: unknown message kind %d", m.Kind)
+		return dst, fmt.Errorf("%w: unknown message kind %d", ErrBadMessage, m.Kind)
 	}
 	if len(m.Files) > 1 {
-		return dst, fmt.Errorf("ipc: the JSON codec passes one file per message, not %d", len(m.Files))
+		return dst, fmt.Errorf("%w: the JSON codec passes one file per message, not %d", ErrBadMessage, len(m.Files))
 	}
 	if m.Kind == Plain && len(m.Data) == 0 {
-		return dst, errors.New("ipc: empty message: the JSON codec needs a JSON value (Node cannot send undefined either)")
+		return dst, fmt.Errorf("%w: empty message: the JSON codec needs a JSON value (Node cannot send undefined either)", ErrBadMessage)
 	}
 	if len(m.Data) > 0 && !json.Valid(m.Data) {
-		return dst, fmt.Errorf("ipc: message data is not valid JSON: %s", quoteStart(m.Data))
+		return dst, fmt.Errorf("%w: data is not valid JSON: %s", ErrBadMessage, quoteStart(m.Data))
 	}
 	if len(m.Files) == 1 {
 		handle := m.Handle

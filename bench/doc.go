@@ -1,0 +1,29 @@
+// Package bench measures kin against its peers, side by side in one run, so
+// that the ratios between them are solid even on a shared, noisy machine.
+//
+// IPC runs a parent and a real child process per implementation and times
+// round trips (ping-pong) and one-way throughput at 100 B, 4 KiB and 1 MiB:
+//
+//	raw          Go↔Go, [u32 length][u8 type][u32 n][payload] frames on a
+//	             socketpair (fd 3), bufio on both sides: the floor
+//	kin-frame    Go↔Go, ipc.Channel with the frame codec
+//	kin-json     Go↔Go, ipc.Channel with the JSON codec
+//	node-fork    Node↔Node, child_process.fork, json serialization: the peer
+//	kin-to-node  a Go parent (proc + ipc, JSON) and an unmodified Node child
+//	node-to-kin  a Node parent (child_process.fork with execPath = this
+//	             program) and a Go child using ipc.FromEnv
+//
+// The JSON implementations send {"t":"p","d":<payload string>}; raw and
+// kin-frame send the payload bytes. Sizes and MB/s count the payload.
+// Spawn times a child's start up to its first IPC message.
+//
+// The Go children are copies of the running program: a program that runs
+// these benchmarks must call ChildMain first thing in main (or TestMain).
+// The Node scripts are embedded and written to a temporary directory per run,
+// so an installed kin binary can run them; without node in $PATH the Node
+// implementations are reported as skipped.
+//
+// The package's go test benchmarks (BenchmarkIPC, BenchmarkSpawn) report the
+// same figures and the ratios kin's targets are stated in; `kin bench` prints
+// Table.
+package bench

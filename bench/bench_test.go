@@ -10,6 +10,16 @@ import (
 	"github.com/kinproc/kin/internal/kintest"
 )
 
+var implsFlag = flag.String("impls", "", "comma-separated implementations for BenchmarkIPC and BenchmarkSpawn (default all)")
+
+// impls returns the implementations selected with -impls, nil for all.
+func impls() []string {
+	if *implsFlag == "" {
+		return nil
+	}
+	return strings.Split(*implsFlag, ",")
+}
+
 // The Go children of the benchmarks are copies of this test binary.
 func TestMain(m *testing.M) {
 	bench.ChildMain()

@@ -10,6 +10,8 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
+	"runtime/pprof"
 
 	"github.com/kinproc/kin/ipc"
 	"github.com/kinproc/kin/worker"
@@ -17,6 +19,11 @@ import (
 
 // EnvChild names the benchmark child a re-executed program runs (ChildMain).
 const EnvChild = "KIN_BENCH_CHILD"
+
+// EnvChildProfile, when set to a directory, makes every Go benchmark child
+// write a CPU profile there, named after its mode and pid: the other half
+// of a `go test -cpuprofile` of the parent.
+const EnvChildProfile = "KIN_BENCH_CHILD_PROFILE"
 
 // The child modes.
 const (
@@ -36,6 +43,7 @@ func ChildMain() {
 		return
 	}
 	os.Unsetenv(EnvChild)
+	stopProfile := startProfile(mode)
 	var err error
 	switch mode {
 	case childRaw:
@@ -51,11 +59,33 @@ func ChildMain() {
 	default:
 		err = fmt.Errorf("unknown mode %q", mode)
 	}
+	stopProfile()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "kin bench child %s: %v\n", mode, err)
 		os.Exit(1)
 	}
 	os.Exit(0)
+}
+
+// startProfile starts the CPU profile asked for by $KIN_BENCH_CHILD_PROFILE
+// and returns what stops it.
+func startProfile(mode string) (stop func()) {
+	dir := os.Getenv(EnvChildProfile)
+	if dir == "" {
+		return func() {}
+	}
+	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("%s-%d.pprof", mode, os.Getpid())))
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "kin bench child %s: profile: %v\n", mode, err)
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
 }
 
 // The benchmark protocol of the kin and Node children. A setup message

@@ -24,6 +24,7 @@ func BenchmarkIPC(b *testing.B) {
 				rs, err := bench.IPC(ctx, bench.Options{
 					Quick:   quick(),
 					Runs:    b.N,
+					Impls:   impls(),
 					Sizes:   []int{size},
 					Benches: []string{name},
 				})
@@ -46,7 +47,7 @@ func report(b *testing.B, rs []bench.Result) {
 		}
 		switch r.Bench {
 		case bench.BenchRTT:
-			b.ReportMetric(r.RTTus, r.Impl+"-µs")
+			b.ReportMetric(r.RTTus, r.Impl+"-us")
 		case bench.BenchOneWay:
 			b.ReportMetric(r.MsgsPerS, r.Impl+"-msgs/s")
 			b.ReportMetric(r.MBPerS, r.Impl+"-MB/s")

@@ -15,7 +15,7 @@ import (
 func BenchmarkSpawn(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	rs, err := bench.Spawn(ctx, bench.Options{Quick: quick(), Runs: b.N})
+	rs, err := bench.Spawn(ctx, bench.Options{Quick: quick(), Runs: b.N, Impls: impls()})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -144,12 +144,12 @@ func count(v float64) string {
 func Table(rs []Result) string {
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "bench\tsize\timpl\tcodec\tn\tresult\tvs baseline")
+	fmt.Fprintln(tw, "bench\tsize\timpl\tcodec\tn\tresult\tMB/s\tvs baseline\t")
 	prev := ""
 	for _, r := range rs {
 		group := fmt.Sprint(r.Bench, r.Size)
 		if prev != "" && group != prev {
-			fmt.Fprintln(tw, "\t\t\t\t\t\t")
+			fmt.Fprintln(tw, "\t\t\t\t\t\t\t")
 		}
 		prev = group
 		size := ""
@@ -160,9 +160,23 @@ func Table(rs []Result) string {
 		if ratio, base, ok := Ratio(rs, r); ok {
 			vs = fmt.Sprintf("%.2f× %s", ratio, base)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.Bench, size, r.Impl, r.Codec, r.N, figure(r), vs)
+		result, mbs := figure(r), ""
+		switch {
+		case r.Skipped != "":
+			result, vs = "skipped", r.Skipped
+		case r.Bench == BenchOneWay:
+			result, mbs = count(r.MsgsPerS)+" msg/s", fmt.Sprintf("%.0f", r.MBPerS)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t\n", r.Bench, size, r.Impl, r.Codec, r.N, result, mbs, vs)
 	}
 	tw.Flush()
+	// tabwriter pads the blank separator lines; keep lines free of trailing blanks.
+	lines := strings.Split(b.String(), "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimRight(l, " ")
+	}
+	b.Reset()
+	b.WriteString(strings.Join(lines, "\n"))
 	if checks := Checks(rs); len(checks) > 0 {
 		b.WriteString("\ntargets (rtt and spawn ratios compare times, oneway ratios throughput):\n")
 		for _, c := range checks {

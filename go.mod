@@ -7,3 +7,8 @@ require (
 	go.uber.org/goleak v1.3.0
 	golang.org/x/sys v0.49.0
 )
+
+require (
+	github.com/spf13/pflag v1.1.0 // indirect
+	golang.org/x/term v0.47.0 // indirect
+)

@@ -404,6 +404,18 @@ func (s *slot) serve(w *workerProc, backlog []*task) (rest []*task, crashed bool
 		end(&WorkerError{PID: w.cmd.Process.Pid, Reason: "exited during the task", Err: exitErr})
 	}
 
+	// drain handles every message received so far; false means the
+	// channel has ended.
+	drain := func() bool {
+		for {
+			m, ok, err := w.ch.TryRecv()
+			if !ok {
+				return err == nil
+			}
+			handle(m)
+		}
+	}
+
 	s.setState("starting")
 	for {
 		// Send what this slot owes first, then take from the pool's queue.
@@ -455,16 +467,9 @@ func (s *slot) serve(w *workerProc, backlog []*task) (rest []*task, crashed bool
 				return rest, crashed
 			}
 		case <-w.ch.Incoming():
-			for {
-				m, ok, err := w.ch.TryRecv()
-				if !ok {
-					if err != nil {
-						died()
-						return rest, crashed
-					}
-					break
-				}
-				handle(m)
+			if !drain() {
+				died()
+				return rest, crashed
 			}
 		case <-w.ch.Done():
 			died()
@@ -474,12 +479,24 @@ func (s *slot) serve(w *workerProc, backlog []*task) (rest []*task, crashed bool
 			return rest, crashed
 		case <-timerC:
 			h := inflight[0]
+			// Its answer may have arrived just before the timer fired.
+			if !drain() {
+				died()
+				return rest, crashed
+			}
+			if len(inflight) == 0 || inflight[0] != h {
+				continue
+			}
 			end(fmt.Errorf("%w after %v: worker %d and its process group were killed", ErrTimeout, time.Since(h.started).Round(time.Millisecond), w.cmd.Process.Pid))
 			return rest, crashed
 		case <-startC:
 			end(fmt.Errorf("pool: worker %d did not announce readiness within %v (Config.StartTimeout); killed", w.cmd.Process.Pid, p.cfg.StartTimeout))
 			return rest, true
 		case <-s.cancelled:
+			if !drain() { // its result may be here already
+				died()
+				return rest, crashed
+			}
 			if len(inflight) > 0 && inflight[0].abandoned.Load() {
 				// The running task's caller gave up: stop the work.
 				end(inflight[0].ctx.Err())
@@ -505,12 +522,15 @@ func isTooLarge(err error) bool {
 }
 
 // retire asks w to shut down and leaves its exit to a reaper goroutine.
+// Closing the channel after the shutdown message lets workers that do not
+// know the message (a plain Node worker) see the disconnect and exit too.
 func (s *slot) retire(w *workerProc) {
 	p := s.p
 	w.ch.Send(context.Background(), ipc.Message{Kind: ipc.Shutdown})
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
+		w.ch.Close()
 		t := time.NewTimer(p.cfg.StopTimeout)
 		select {
 		case <-w.cmd.Done():
@@ -519,9 +539,8 @@ func (s *slot) retire(w *workerProc) {
 		}
 		t.Stop()
 		w.cmd.Stop(context.Background())
-		w.ch.Close()
 		if p.cfg.OnWorkerExit != nil {
-			p.cfg.OnWorkerExit(w.cmd.Process.Pid, nil)
+			p.cfg.OnWorkerExit(w.cmd.Process.Pid, w.cmd.Wait())
 		}
 	}()
 }

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kinproc/kin/internal/kintest"
+)
+
+// binDir holds the kin binary and example workers, built once for the
+// package's tests: the CLI is tested as users run it.
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "kin-cli-test")
+	if err != nil {
+		panic(err)
+	}
+	root, _ := filepath.Abs("../..")
+	build := exec.Command("go", "build", "-o", dir+"/", "./cmd/kin", "./examples/echo-worker")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building kin: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	binDir = dir
+	code := func() int {
+		defer os.RemoveAll(dir)
+		kintest.Main(m)
+		return 0
+	}()
+	os.Exit(code)
+}
+
+// kin runs the built binary with args and stdin, returning stdout, stderr
+// and the exit code.
+func kin(t *testing.T, stdin string, args ...string) (string, string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "kin"), args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("kin %v: %v", args, err)
+	}
+	return out.String(), errb.String(), code
+}
+
+func TestUsage(t *testing.T) {
+	t.Parallel()
+	out, _, code := kin(t, "", "help")
+	if code != 0 || !strings.Contains(out, "pool") || !strings.Contains(out, "tree") {
+		t.Fatalf("help: %d %q", code, out)
+	}
+	_, errOut, code := kin(t, "")
+	if code != 2 || !strings.Contains(errOut, "Usage: kin") {
+		t.Fatalf("no args: %d %q", code, errOut)
+	}
+	_, errOut, code = kin(t, "", "frobnicate")
+	if code != 2 || !strings.Contains(errOut, `unknown command "frobnicate"`) {
+		t.Fatalf("unknown command: %d %q", code, errOut)
+	}
+	_, errOut, code = kin(t, "", "pool", "--workers", "x", "--", "true")
+	if code != 2 || !strings.Contains(errOut, "invalid argument") {
+		t.Fatalf("bad flag: %d %q", code, errOut)
+	}
+	_, errOut, code = kin(t, "", "help", "pool")
+	if code != 0 || !strings.Contains(errOut, "--unordered") {
+		t.Fatalf("help pool: %d %q", code, errOut)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	t.Parallel()
+	out, _, code := kin(t, "", "version")
+	if code != 0 || !strings.HasPrefix(out, "kin ") {
+		t.Fatalf("version: %d %q", code, out)
+	}
+	out, _, _ = kin(t, "", "version", "--json")
+	if !strings.Contains(out, `"go":"go1.`) {
+		t.Fatalf("version --json: %q", out)
+	}
+}

@@ -175,12 +175,16 @@ type task struct {
 	data      []byte
 	timeout   time.Duration
 	progress  func([]byte)
-	done      chan taskResult
+	done      chan taskResult     // Do waits here…
+	cb        func([]byte, error) // …or SubmitFunc's callback is called
 	submitted time.Time
-	abandoned atomic.Bool // the caller gave up (its ctx ended)
-	id        uint64
+	abandoned atomic.Bool          // the caller gave up (its ctx ended)
+	finished  atomic.Bool          // the result was delivered
+	slot      atomic.Pointer[slot] // the slot that sent it to a worker
 	stopCtx   func() bool
-	started   time.Time // when the worker began it (head of the FIFO)
+	// Owned by the slot that took the task:
+	id      uint64
+	started time.Time // when the worker began it (head of the FIFO)
 }
 
 type taskResult struct {
@@ -289,34 +293,38 @@ func (p *Pool) Submit(ctx context.Context, data []byte) ([]byte, error) {
 
 // Do is Submit with options.
 func (p *Pool) Do(ctx context.Context, t Task) ([]byte, error) {
+	tk := p.newTask(ctx, t)
+	tk.done = make(chan taskResult, 1)
+	if err := p.enqueue(ctx, tk); err != nil {
+		return nil, err
+	}
+	r := <-tk.done
+	return r.data, r.err
+}
+
+// SubmitFunc queues t and returns without waiting for it: done is called
+// exactly once with the result, on a pool goroutine (keep it quick). It
+// blocks while the queue is full; an error means t was not queued and done
+// will not be called. It saves a goroutine per task when a caller has many
+// tasks in flight.
+func (p *Pool) SubmitFunc(ctx context.Context, t Task, done func(data []byte, err error)) error {
+	tk := p.newTask(ctx, t)
+	tk.cb = done
+	return p.enqueue(ctx, tk)
+}
+
+func (p *Pool) newTask(ctx context.Context, t Task) *task {
 	tk := &task{
 		ctx:       ctx,
 		data:      t.Data,
 		timeout:   t.Timeout,
 		progress:  t.Progress,
-		done:      make(chan taskResult, 1),
 		submitted: time.Now(),
 	}
 	if tk.timeout <= 0 {
 		tk.timeout = p.cfg.TaskTimeout
 	}
-	if err := p.enqueue(ctx, tk); err != nil {
-		return nil, err
-	}
-	p.submitted.Add(1)
-	select {
-	case r := <-tk.done:
-		return r.data, r.err
-	case <-ctx.Done():
-		tk.abandoned.Store(true)
-		// The slot running it learns through the context hook it set.
-		select {
-		case r := <-tk.done:
-			return r.data, r.err
-		default:
-		}
-		return nil, ctx.Err()
-	}
+	return tk
 }
 
 func (p *Pool) enqueue(ctx context.Context, tk *task) error {
@@ -325,19 +333,36 @@ func (p *Pool) enqueue(ctx context.Context, tk *task) error {
 	if p.closed {
 		return ErrClosed
 	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	select {
 	case p.queue <- tk:
-		return nil
 	default:
+		select {
+		case p.queue <- tk:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-p.closing:
+			return ErrClosed
+		}
 	}
-	select {
-	case p.queue <- tk:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-p.closing:
-		return ErrClosed
+	p.submitted.Add(1)
+	if ctx.Done() != nil {
+		// When the caller gives up, answer at once; the slot running the
+		// task, if any, kills its worker.
+		tk.stopCtx = context.AfterFunc(ctx, func() {
+			tk.abandoned.Store(true)
+			tk.finish(nil, ctx.Err())
+			if s := tk.slot.Load(); s != nil {
+				select {
+				case s.cancelled <- struct{}{}:
+				default:
+				}
+			}
+		})
 	}
+	return nil
 }
 
 // Ready waits until every worker has started (and announced readiness, for
@@ -414,14 +439,19 @@ func (p *Pool) failQueued() {
 	}
 }
 
+// finish delivers the task's result, once; later calls do nothing.
 func (t *task) finish(data []byte, err error) {
+	if !t.finished.CompareAndSwap(false, true) {
+		return
+	}
 	if t.stopCtx != nil {
 		t.stopCtx()
 	}
-	select {
-	case t.done <- taskResult{data, err}:
-	default:
+	if t.cb != nil {
+		t.cb(data, err)
+		return
 	}
+	t.done <- taskResult{data, err}
 }
 
 // Stats is a snapshot of a pool's state.

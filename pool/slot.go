@@ -320,6 +320,13 @@ func (s *slot) serve(w *workerProc, backlog []*task) (rest []*task, crashed bool
 		}
 	}
 	send := func(tk *task) bool {
+		// Publish the owner before the last abandoned check, so that a
+		// caller giving up from now on notifies this slot.
+		tk.slot.Store(s)
+		if tk.abandoned.Load() {
+			tk.finish(nil, tk.ctx.Err())
+			return true
+		}
 		s.nextID++
 		tk.id = s.nextID
 		err := w.ch.Send(context.Background(), ipc.Message{Kind: ipc.Task, ID: tk.id, Data: tk.data})
@@ -335,13 +342,6 @@ func (s *slot) serve(w *workerProc, backlog []*task) (rest []*task, crashed bool
 			backlog = append([]*task{tk}, backlog...)
 			return false
 		}
-		tk.stopCtx = context.AfterFunc(tk.ctx, func() {
-			tk.abandoned.Store(true)
-			select {
-			case s.cancelled <- struct{}{}:
-			default:
-			}
-		})
 		inflight = append(inflight, tk)
 		if len(inflight) == 1 {
 			armHead()
@@ -423,10 +423,6 @@ func (s *slot) serve(w *workerProc, backlog []*task) (rest []*task, crashed bool
 		for canSend && len(backlog) > 0 {
 			tk := backlog[0]
 			backlog = backlog[1:]
-			if tk.abandoned.Load() {
-				tk.finish(nil, tk.ctx.Err())
-				continue
-			}
 			if !send(tk) {
 				break
 			}
@@ -458,10 +454,6 @@ func (s *slot) serve(w *workerProc, backlog []*task) (rest []*task, crashed bool
 		}
 		select {
 		case tk := <-queueC:
-			if tk.abandoned.Load() || tk.ctx.Err() != nil {
-				tk.finish(nil, tk.ctx.Err())
-				continue
-			}
 			if !send(tk) {
 				died()
 				return rest, crashed

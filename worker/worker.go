@@ -96,24 +96,29 @@ func ServeChannel(ch *ipc.Channel, h Handler) error {
 			cancel()
 		}
 	}()
-	if err := ch.Send(ctx, ipc.Message{Kind: ipc.Ready}); err != nil {
+	// Once the parent has closed the channel, failures to talk to it are
+	// the end of the conversation, not errors.
+	gone := func(err error) error {
+		if errors.Is(err, io.EOF) || errors.Is(ch.Err(), io.EOF) {
+			return nil
+		}
 		return err
+	}
+	if err := ch.Send(ctx, ipc.Message{Kind: ipc.Ready}); err != nil {
+		return gone(err)
 	}
 	for {
 		m, err := ch.Recv(ctx)
 		if err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil // the parent closed the channel: done
-			}
-			return err
+			return gone(err)
 		}
 		switch m.Kind {
 		case ipc.Task:
 			if err := runTask(ctx, ch, h, m); err != nil {
-				return err
+				return gone(err)
 			}
 		case ipc.Shutdown:
-			return ch.Flush(ctx)
+			return gone(ch.Flush(ctx))
 		default:
 			for _, f := range m.Files {
 				f.Close()

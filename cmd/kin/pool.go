@@ -81,7 +81,10 @@ func runPool(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	r := &poolRun{p: p, e: e, ordered: !*unordered, window: 256 * *workers * *pipeline}
+	// The window bounds the results kept for reordering and the tasks in
+	// flight: enough to keep every worker's pipeline and the queue full.
+	r := &poolRun{p: p, e: e, ordered: !*unordered, trusted: c == ipc.JSON,
+		window: 2 * (64**workers + *workers**pipeline)}
 	err = r.run(ctx)
 	if ctx.Err() != nil {
 		p.Close()
@@ -102,7 +105,8 @@ type poolRun struct {
 	p       *pool.Pool
 	e       *env
 	ordered bool
-	window  int // tasks submitted and not yet written, at most
+	window  int  // tasks submitted and not yet written, at most
+	trusted bool // results are JSON already checked by the channel
 
 	done, failed atomic.Int64
 }
@@ -122,7 +126,6 @@ func (r *poolRun) run(ctx context.Context) error {
 	var readErr error
 	var total atomic.Int64
 	readDone := make(chan struct{})
-	var wg sync.WaitGroup
 	go func() {
 		defer close(readDone)
 		readErr = r.read(ctx, func(seq, index int, data []byte, bad error) bool {
@@ -136,12 +139,12 @@ func (r *poolRun) run(ctx context.Context) error {
 				results <- poolResult{seq: seq, index: index, err: bad}
 				return true
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				out, err := r.p.Submit(ctx, data)
+			err := r.p.SubmitFunc(ctx, pool.Task{Data: data}, func(out []byte, err error) {
 				results <- poolResult{seq: seq, index: index, data: out, err: err}
-			}()
+			})
+			if err != nil {
+				results <- poolResult{seq: seq, index: index, err: err}
+			}
 			return true
 		})
 	}()
@@ -154,7 +157,7 @@ func (r *poolRun) run(ctx context.Context) error {
 	next, written := 0, int64(0)
 	var line []byte
 	write := func(res poolResult) error {
-		line = appendResult(line[:0], res)
+		line = appendResult(line[:0], res, r.trusted)
 		r.done.Add(1)
 		if res.err != nil {
 			r.failed.Add(1)
@@ -167,7 +170,6 @@ func (r *poolRun) run(ctx context.Context) error {
 	reading := (<-chan struct{})(readDone)
 	for {
 		if reading == nil && written == total.Load() {
-			wg.Wait()
 			return readErr
 		}
 		var res poolResult
@@ -238,8 +240,9 @@ func (r *poolRun) read(ctx context.Context, submit func(seq, index int, data []b
 	}
 }
 
-// appendResult appends res as one output line.
-func appendResult(b []byte, res poolResult) []byte {
+// appendResult appends res as one output line. trusted means the result is
+// known to be valid JSON.
+func appendResult(b []byte, res poolResult, trusted bool) []byte {
 	b = append(b, `{"index":`...)
 	b = strconv.AppendInt(b, int64(res.index), 10)
 	if res.err != nil {
@@ -259,7 +262,7 @@ func appendResult(b []byte, res poolResult) []byte {
 		switch {
 		case len(res.data) == 0:
 			b = append(b, "null"...)
-		case json.Valid(res.data):
+		case trusted || json.Valid(res.data):
 			b = append(b, res.data...)
 		default: // a frame-codec worker's raw bytes
 			enc, _ := json.Marshal(string(res.data))

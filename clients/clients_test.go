@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"reflect"
 	"strings"
 	"sync"
@@ -72,13 +73,18 @@ func testCtx(t *testing.T) context.Context {
 func start(t *testing.T, ctx context.Context, w workerKind) *proc.Cmd {
 	t.Helper()
 	path, args := w.cmd(t)
-	return startCmd(t, ctx, path, args, &ipc.Config{}, w.ready)
+	return startCmd(t, ctx, path, args, nil, &ipc.Config{}, w.ready)
 }
 
-func startCmd(t *testing.T, ctx context.Context, path string, args []string, cfg *ipc.Config, ready bool) *proc.Cmd {
+// startCmd starts path with args, env added to this process's environment,
+// and a channel configured by cfg; see start.
+func startCmd(t *testing.T, ctx context.Context, path string, args, env []string, cfg *ipc.Config, ready bool) *proc.Cmd {
 	t.Helper()
 	c := proc.Command(path, args...)
 	c.IPC = cfg
+	if env != nil {
+		c.Env = append(os.Environ(), env...)
+	}
 	if err := c.Start(); err != nil {
 		t.Fatal(err)
 	}

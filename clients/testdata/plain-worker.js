@@ -37,6 +37,7 @@ async function run(m) {
 }
 
 process.on('message', (m) => {
+  if (!m) return; // process.send(null) is a valid message too
   if (m.kin === 'task') chain = chain.then(() => run(m));
   if (m.kin === 'shutdown') chain = chain.then(() => process.disconnect());
 });

@@ -150,14 +150,21 @@ func spawnKin(ctx context.Context, codec ipc.Codec, path string, args, env []str
 	}
 	m, rerr := cmd.Channel.Recv(ctx)
 	d := time.Since(t0)
-	// Closing the channel is how the parent says goodbye; both children
-	// exit on it.
-	cmd.Channel.Close()
+	// Goodbye: a Shutdown message, on which a worker returns from Serve,
+	// then closing the channel, on which ready.js exits. (Closing alone
+	// would do, but worker.Serve may then report the cancellation of its
+	// context as an error.)
+	cmd.Channel.Send(ctx, ipc.Message{Kind: ipc.Shutdown})
+	cmd.Channel.Flush(ctx)
+	if codec == ipc.JSON {
+		cmd.Channel.Close()
+	}
 	select {
 	case <-cmd.Done():
 	case <-ctx.Done():
 		cmd.Kill()
 	}
+	cmd.Channel.Close()
 	werr := cmd.Wait()
 	switch {
 	case rerr != nil:

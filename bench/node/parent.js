@@ -109,6 +109,9 @@ function spawnOnce(cmd) {
     let ns = null;
     c.once('message', () => {
       ns = Number(now() - t0);
+      // Goodbye: kin's shutdown message, on which a Go worker returns from
+      // worker.Serve, then disconnect, on which ready.js exits.
+      c.send({ kin: 'shutdown' });
       c.disconnect();
     });
     c.once('error', reject);

@@ -2,6 +2,7 @@ package bench_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -149,3 +150,21 @@ func TestIPCBadOptions(t *testing.T) {
 		}
 	}
 }
+
+// TestIPCCanceled checks that ending the context stops a full comparison
+// promptly with the context's error; TestMain's leak check then finds every
+// child waited for.
+func TestIPCCanceled(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := bench.IPC(ctx, bench.Options{})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("IPC after its deadline: %v, want %v", err, context.DeadlineExceeded)
+	}
+	if d := time.Since(start); d > 15*time.Second {
+		t.Errorf("IPC took %v to stop", d)
+	}
+}
+

@@ -167,4 +167,3 @@ func TestIPCCanceled(t *testing.T) {
 		t.Errorf("IPC took %v to stop", d)
 	}
 }
-

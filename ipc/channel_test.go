@@ -749,10 +749,29 @@ func TestFromEnvErrors(t *testing.T) {
 	if _, err := ipc.FromEnv(ipc.Config{}); err == nil || !strings.Contains(err.Error(), "serialization: 'json'") {
 		t.Fatalf("advanced mode: %v", err)
 	}
+	t.Setenv("NODE_CHANNEL_FD", "")
+	t.Setenv("NODE_CHANNEL_SERIALIZATION_MODE", "")
 	t.Setenv("KIN_CHANNEL_FD", "987")
 	if _, err := ipc.FromEnv(ipc.Config{}); err == nil || !strings.Contains(err.Error(), "not open") {
 		t.Fatalf("closed fd: %v", err)
 	}
+	// KIN_ variables inherited through a Node process next to a different
+	// NODE_CHANNEL_FD are stale: Node's wins.
+	a, b, err := ipc.Socketpair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	fd, _ := syscall.Dup(int(a.Fd())) // FromEnv takes ownership of the number
+	a.Close()
+	t.Setenv("KIN_CHANNEL_FD", "987")
+	t.Setenv("KIN_CHANNEL_CODEC", "frame")
+	t.Setenv("NODE_CHANNEL_FD", fmt.Sprint(fd))
+	ch, err := ipc.FromEnv(ipc.Config{})
+	if err != nil || ch.Codec() != ipc.JSON {
+		t.Fatalf("stale KIN_ variables: %v", err)
+	}
+	ch.Close()
 	t.Setenv("KIN_CHANNEL_FD", "x")
 	if _, err := ipc.FromEnv(ipc.Config{}); err == nil || !strings.Contains(err.Error(), "not a file descriptor") {
 		t.Fatalf("bad fd: %v", err)

@@ -27,10 +27,18 @@ var ErrNoChannel = errors.New("ipc: no channel: neither KIN_CHANNEL_FD nor NODE_
 // KIN_CHANNEL_FD and KIN_CHANNEL_CODEC, or Node's NODE_CHANNEL_FD (JSON
 // serialization only). It removes those variables from the environment and
 // marks the descriptor close-on-exec, so that grandchildren do not inherit
-// the channel. cfg.Codec is replaced by the codec the parent chose.
+// the channel. cfg.Codec is replaced by the codec the parent chose. When
+// both are set and disagree, NODE_CHANNEL_FD wins: the KIN_ variables were
+// inherited through a Node process, which removes only its own.
 func FromEnv(cfg Config) (*Channel, error) {
 	fdStr, codecStr := os.Getenv(EnvFD), os.Getenv(EnvCodec)
 	from := EnvFD
+	// A Node parent sets only NODE_CHANNEL_FD, and Node removes only its own
+	// variables from the environment: KIN_ ones next to a different
+	// NODE_CHANNEL_FD are stale, inherited from a grandparent.
+	if nodeFD := os.Getenv(EnvNodeFD); nodeFD != "" && nodeFD != fdStr {
+		fdStr = ""
+	}
 	if fdStr == "" {
 		fdStr, from = os.Getenv(EnvNodeFD), EnvNodeFD
 		switch mode := os.Getenv(EnvNodeMode); mode {

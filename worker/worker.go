@@ -26,6 +26,7 @@ import (
 	"runtime/debug"
 	"sort"
 	"sync"
+	"syscall"
 
 	"github.com/kinproc/kin/ipc"
 )
@@ -88,18 +89,29 @@ func Serve(h Handler) error {
 func ServeChannel(ch *ipc.Channel, h Handler) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	// The channel ending (the parent closed it or died) cancels the running
+	// task's context: nobody is left to report to.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
 	go func() {
-		// The parent closing the channel cancels the running task's context.
-		// (A task running when its parent dies has nobody to report to.)
-		<-ch.Done()
-		if ch.Err() != nil {
+		defer wg.Done()
+		select {
+		case <-ch.Done():
 			cancel()
+		case <-stop:
 		}
 	}()
+	defer func() {
+		close(stop)
+		wg.Wait()
+	}()
 	// Once the parent has closed the channel, failures to talk to it are
-	// the end of the conversation, not errors.
+	// the end of the conversation, not errors: EOF on reads, EPIPE or
+	// ECONNRESET on writes, whichever the race between them shows first.
 	gone := func(err error) error {
-		if errors.Is(err, io.EOF) || errors.Is(ch.Err(), io.EOF) {
+		if err == nil || errors.Is(err, io.EOF) || errors.Is(ch.Err(), io.EOF) ||
+			errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) {
 			return nil
 		}
 		return err

@@ -130,7 +130,7 @@ func (o Options) impls(all []string) ([]string, error) {
 	return out, nil
 }
 
-// needsNode reports whether impl runs node, in the given benchmark.
+// needsNode reports whether impl runs node.
 func needsNode(impl string) bool {
 	return impl == ImplNodeFork || impl == ImplKinToNode || impl == ImplNodeToKin
 }
@@ -159,7 +159,6 @@ func counts(bench string, size int, quick bool) (n, warm int) {
 // env is what one IPC or Spawn call shares: the programs to run and the
 // Node scripts, written to a temporary directory.
 type env struct {
-	o      Options
 	exe    string // this program, re-executed for Go children
 	node   string // node's path; empty when missing
 	noNode string // why the Node implementations are skipped
@@ -171,7 +170,7 @@ func newEnv(o Options) (*env, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bench: cannot find this program to re-execute: %w", err)
 	}
-	e := &env{o: o, exe: exe}
+	e := &env{exe: exe}
 	if o.Node != "" {
 		if e.node, err = exec.LookPath(o.Node); err != nil {
 			return nil, fmt.Errorf("bench: Options.Node: %w", err)

@@ -14,7 +14,11 @@
 //	             program) and a Go child using ipc.FromEnv
 //
 // The JSON implementations send {"t":"p","d":<payload string>}; raw and
-// kin-frame send the payload bytes. Sizes and MB/s count the payload.
+// kin-frame send the payload bytes. Sizes and MB/s count the payload. Node
+// serialises each message (JSON.stringify) and parses each on arrival; kin's
+// Go sides send the message as pre-encoded JSON bytes, which is what its API
+// takes, and the Go children do not decode messages into Go values (the
+// channel still validates every JSON message it sends or receives).
 // Spawn times a child's start up to its first IPC message.
 //
 // The Go children are copies of the running program: a program that runs
@@ -25,5 +29,14 @@
 //
 // The package's go test benchmarks (BenchmarkIPC, BenchmarkSpawn) report the
 // same figures and the ratios kin's targets are stated in; `kin bench` prints
-// Table.
+// Table:
+//
+//	go test -run='^$' -bench=. ./bench               # one full comparison
+//	go test -run='^$' -bench=. -benchtime=5x ./bench # the median of 5
+//	go test -run='^$' -bench=. -benchtime=1x ./bench # quick, as CI runs it
+//	go test -run='^$' -bench=IPC/oneway/1MiB -impls=raw,kin-frame ./bench
+//
+// To see where the time goes, profile both sides: -cpuprofile covers the
+// parent, and KIN_BENCH_CHILD_PROFILE=<dir> makes every Go child write its
+// own CPU profile into dir.
 package bench

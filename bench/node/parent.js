@@ -7,7 +7,7 @@
 //   {"op":"fork","script":"…/child.js"}                      fork a Node child
 //   {"op":"fork","execPath":"/path/to/go-binary","env":{…}}  fork a Go child
 //   {"op":"rtt","size":100,"n":20000,"warm":1000}            n round trips
-//   {"op":"oneway","size":100,"n":200000,"warm":10000}       n messages, then 'done'
+//   {"op":"oneway","size":100,"n":200000,"warm":200000}      n messages, then 'done'
 //   {"op":"spawn","script":"…/ready.js"}                     fork → first message
 //   {"op":"spawn","execPath":"…","env":{…}}                  the same for a Go child
 //

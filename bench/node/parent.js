@@ -81,19 +81,37 @@ async function rtt(size, n, warm) {
   return Number(now() - t0);
 }
 
-// burst sends n messages as fast as child.send takes them (it never refuses
-// one: it queues in memory) and waits for the child's 'done'.
+// burst sends n messages as fast as the channel takes them and waits for the
+// child's 'done'. When child.send reports a full queue (it returns false),
+// the next message is sent with a callback and the loop waits for it, so
+// that serialised messages do not pile up in memory (200 × 1 MiB would).
 async function burst(msg, n) {
-  let t0;
-  await exchange(
-    () => {
-      child.send({ t: 'n', n });
-      t0 = now();
-      for (let i = 0; i < n; i++) child.send(msg);
-    },
-    (m) => m && m.t === 'done',
-  );
-  return Number(now() - t0);
+  let resolveDone, rejectDone;
+  const done = new Promise((resolve, reject) => {
+    resolveDone = resolve;
+    rejectDone = reject;
+  });
+  done.catch(() => {}); // awaited below; do not report it as unhandled meanwhile
+  const onMessage = (m) => {
+    if (m && m.t === 'done') resolveDone();
+  };
+  const onExit = (code, sig) => rejectDone(new Error(`child exited (code ${code}, signal ${sig})`));
+  child.on('message', onMessage);
+  child.on('exit', onExit);
+  try {
+    child.send({ t: 'n', n });
+    const t0 = now();
+    for (let i = 0; i < n; i++) {
+      if (!child.send(msg) && ++i < n) {
+        await new Promise((resolve, reject) => child.send(msg, (err) => (err ? reject(err) : resolve())));
+      }
+    }
+    await done;
+    return Number(now() - t0);
+  } finally {
+    child.off('message', onMessage);
+    child.off('exit', onExit);
+  }
 }
 
 async function oneway(size, n, warm) {

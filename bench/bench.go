@@ -70,12 +70,14 @@ type Result struct {
 	Skipped string `json:"skipped,omitempty"`
 }
 
-// Value returns the figure r is compared by: RTTus, MsgsPerS or Ms.
+// Value returns the figure r is compared by: RTTus (round trips, per-task
+// overhead), MsgsPerS (one-way messages, tiny tasks) or Ms (spawns, heavy
+// batches).
 func (r Result) Value() float64 {
 	switch r.Bench {
-	case BenchRTT:
+	case BenchRTT, BenchPoolTask:
 		return r.RTTus
-	case BenchOneWay:
+	case BenchOneWay, BenchPoolTiny:
 		return r.MsgsPerS
 	}
 	return r.Ms

@@ -13,6 +13,13 @@ var baselines = map[string]string{
 	ImplKinToNode: ImplNodeFork, // a Go parent for Node children vs a Node parent
 	ImplNodeToKin: ImplNodeFork, // a Go child for Node parents vs a Node child
 	ImplKinWorker: ImplRaw,      // a worker.Serve worker vs this program's bare start
+
+	ImplKinNode:     ImplNodePool, // kin's pool vs a plain Node pool, same Node worker
+	ImplKinNodePipe: ImplNodePool,
+	ImplKinGo:       ImplNodePool, // kin's pool of Go workers vs the Node pool
+	ImplKinGoPipe:   ImplNodePool,
+	ImplKinNode1:    ImplKinNode, // one worker vs two: the heavy batch's speed-up
+	ImplNodePool1:   ImplNodePool,
 }
 
 // Baseline returns the implementation impl is compared with in Table and
@@ -84,6 +91,9 @@ var targets = []target{
 	{BenchOneWay, 0, ImplKinToNode, 1.0, false, "msgs/s"},
 	{BenchOneWay, 0, ImplNodeToKin, 1.0, false, "msgs/s"},
 	{BenchSpawn, 0, ImplKinWorker, 5, true, "ms"},
+	{BenchPoolTiny, 0, ImplKinNode, 1.5, false, "tasks/s"},
+	{BenchPoolHeavy, 0, ImplKinNode1, 1.8, false, "speed-up of 2 workers over 1 (0.9 × ideal)"},
+	{BenchPoolTiny, 0, ImplKinGoPipe, 100000, false, "tasks/s"},
 }
 
 // Checks evaluates the targets that rs has the figures for.
@@ -98,11 +108,25 @@ func Checks(rs []Result) []Check {
 				out = append(out, Check{Name: "spawn " + t.impl + " " + t.what, Value: r.Ms, Goal: t.goal, AtMost: t.atMost})
 				continue
 			}
+			if t.impl == ImplKinGoPipe { // an absolute rate
+				out = append(out, Check{Name: fmt.Sprintf("%s %s %s", t.bench, t.impl, t.what), Value: r.MsgsPerS, Goal: t.goal})
+				continue
+			}
+			if t.impl == ImplKinNode1 { // times: one worker's over two workers'
+				ratio, base, ok := Ratio(rs, r)
+				if ok {
+					out = append(out, Check{Name: fmt.Sprintf("%s %s/%s %s", t.bench, t.impl, base, t.what), Value: ratio, Goal: t.goal})
+				}
+				continue
+			}
 			ratio, base, ok := Ratio(rs, r)
 			if !ok {
 				continue
 			}
-			name := fmt.Sprintf("%s %s %s/%s %s", t.bench, sizeName(r.Size), t.impl, base, t.what)
+			name := fmt.Sprintf("%s %s/%s %s", t.bench, t.impl, base, t.what)
+			if r.Size > 0 {
+				name = fmt.Sprintf("%s %s %s/%s %s", t.bench, sizeName(r.Size), t.impl, base, t.what)
+			}
 			out = append(out, Check{Name: name, Value: ratio, Goal: t.goal, AtMost: t.atMost})
 		}
 	}
@@ -122,6 +146,10 @@ func figure(r Result) string {
 		return fmt.Sprintf("%.1f µs", r.RTTus)
 	case BenchOneWay:
 		return fmt.Sprintf("%s msg/s  %.0f MB/s", count(r.MsgsPerS), r.MBPerS)
+	case BenchPoolTiny:
+		return count(r.MsgsPerS) + " tasks/s"
+	case BenchPoolTask:
+		return fmt.Sprintf("%.1f µs/task", r.RTTus)
 	}
 	return fmt.Sprintf("%.1f ms", r.Ms)
 }

@@ -1,6 +1,98 @@
 package main
 
-import "github.com/kinproc/kin/bench"
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/kinproc/kin/bench"
+	"golang.org/x/term"
+)
+
+func init() {
+	register(&command{name: "bench", summary: "measure IPC, spawn and pool costs here, beside Node.js", run: runBench})
+}
 
 // benchChildMain runs a benchmark child when kin re-executed itself as one.
 func benchChildMain() { bench.ChildMain() }
+
+const benchAbout = `Measures on this machine, side by side with Node.js in the same run:
+
+  ipc    the channel's round trip and one-way throughput per codec and message
+         size (100 B, 4 KiB, 1 MiB): kin's frame and JSON codecs, a raw Go
+         socketpair (the floor), Node's child_process.fork, and kin talking to
+         an unmodified Node child and to a Node parent
+  spawn  time from spawn to the first message on the channel
+  pool   tasks per second through a pool of warm workers against a plain Node
+         child_process pool of the same size, for tiny and CPU-heavy tasks,
+         and the cost model: how long a task must take for N processes to
+         beat one
+
+Prints a table with each figure's ratio to its baseline and kin's targets;
+with --json, one JSON object per figure (fields bench, impl, codec, size,
+msgs_per_s, mb_per_s, rtt_us, ms…). Node figures are skipped when node is
+not installed.`
+
+func runBench(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "bench", "ipc|spawn|pool [--json] [--quick] [--runs N]", benchAbout)
+	asJSON := fs.Bool("json", false, "print one JSON object per figure")
+	quick := fs.Bool("quick", false, "a twentieth of the iterations: a quick, rough look")
+	runs := fs.Int("runs", 1, "repeat the comparison and report medians")
+	sizes := fs.String("sizes", "", "ipc: payload sizes in bytes, comma-separated (default 100,4096,1048576)")
+	impls := fs.String("impls", "", "only these implementations, comma-separated (see the table's impl column)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usageErrorf("bench: say what to measure: kin bench ipc|spawn|pool")
+	}
+	o := bench.Options{Quick: *quick, Runs: *runs}
+	if *impls != "" {
+		o.Impls = strings.Split(*impls, ",")
+	}
+	if *sizes != "" {
+		for _, s := range strings.Split(*sizes, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(s))
+			if err != nil || n <= 0 {
+				return usageErrorf("bench: --sizes: %q is not a size in bytes", s)
+			}
+			o.Sizes = append(o.Sizes, n)
+		}
+	}
+	if f, ok := e.stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		o.Progress = func(line string) { fmt.Fprintf(e.stderr, "  %s\n", line) }
+	}
+	var rs []bench.Result
+	var err error
+	switch what := fs.Arg(0); what {
+	case "ipc":
+		rs, err = bench.IPC(ctx, o)
+	case "spawn":
+		rs, err = bench.Spawn(ctx, o)
+	case "pool":
+		rs, err = bench.Pool(ctx, o)
+	default:
+		return usageErrorf("bench: unknown benchmark %q (want ipc, spawn or pool)", what)
+	}
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(e.stdout)
+		for _, r := range rs {
+			if err := enc.Encode(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	out := bench.Table(rs)
+	if fs.Arg(0) == "pool" {
+		out += bench.CostModel(rs)
+	}
+	_, err = fmt.Fprint(e.stdout, out)
+	return err
+}

@@ -328,29 +328,13 @@ func (p *Pool) newTask(ctx context.Context, t Task) *task {
 }
 
 func (p *Pool) enqueue(ctx context.Context, tk *task) error {
-	p.closeMu.RLock()
-	defer p.closeMu.RUnlock()
-	if p.closed {
-		return ErrClosed
-	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	select {
-	case p.queue <- tk:
-	default:
-		select {
-		case p.queue <- tk:
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-p.closing:
-			return ErrClosed
-		}
-	}
-	p.submitted.Add(1)
 	if ctx.Done() != nil {
 		// When the caller gives up, answer at once; the slot running the
-		// task, if any, kills its worker.
+		// task, if any, kills its worker. Registered before the task is
+		// queued: a slot may finish it at any moment after.
 		tk.stopCtx = context.AfterFunc(ctx, func() {
 			tk.abandoned.Store(true)
 			tk.finish(nil, ctx.Err())
@@ -362,7 +346,41 @@ func (p *Pool) enqueue(ctx context.Context, tk *task) error {
 			}
 		})
 	}
+	if err := p.push(ctx, tk); err != nil {
+		if tk.stopCtx != nil && !tk.stopCtx() {
+			// The context ended meanwhile and its hook has answered (or is
+			// answering) the task: say so rather than answer twice.
+			if !tk.finished.CompareAndSwap(false, true) {
+				return nil
+			}
+		}
+		tk.finished.Store(true)
+		return err
+	}
+	p.submitted.Add(1)
 	return nil
+}
+
+// push puts tk on the queue, waiting while it is full.
+func (p *Pool) push(ctx context.Context, tk *task) error {
+	p.closeMu.RLock()
+	defer p.closeMu.RUnlock()
+	if p.closed {
+		return ErrClosed
+	}
+	select {
+	case p.queue <- tk:
+		return nil
+	default:
+	}
+	select {
+	case p.queue <- tk:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-p.closing:
+		return ErrClosed
+	}
 }
 
 // Ready waits until every worker has started (and announced readiness, for

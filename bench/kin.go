@@ -23,7 +23,8 @@ type kinPeer struct {
 func startKin(ctx context.Context, codec, path string, args, env []string) (*kinPeer, error) {
 	cmd := proc.Command(path, args...)
 	cmd.Env = env
-	cmd.IPC = &ipc.Config{Codec: ipc.Codec(codec)}
+	// Borrow: the benchmark looks at each reply before the next Recv.
+	cmd.IPC = &ipc.Config{Codec: ipc.Codec(codec), Borrow: true}
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}

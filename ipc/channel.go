@@ -70,6 +70,13 @@ type Config struct {
 	// CloseTimeout bounds how long Close waits to write queued messages;
 	// zero means 5 s.
 	CloseTimeout time.Duration
+	// Borrow lets Recv and TryRecv return messages whose Data is valid only
+	// until the next Recv or TryRecv on the channel, and so need not be
+	// copied out of the channel's buffers: for receivers that handle a
+	// message before asking for the next (a large frame is then read into
+	// one reused buffer). False, the zero value, gives every message its
+	// own Data.
+	Borrow bool
 }
 
 func (c Config) withDefaults() Config {
@@ -90,11 +97,13 @@ func (c Config) withDefaults() Config {
 }
 
 // Channel is one end of a message channel. Its methods are safe for
-// concurrent use. A Channel owns two goroutines (a reader and a writer); Close
-// stops both.
+// concurrent use. A Channel owns a writer goroutine, and a reader goroutine
+// from the first call of Incoming, TryRecv, Done or Request on (before that,
+// Recv reads the socket itself); Close stops both.
 type Channel struct {
 	cfg  Config
 	conn *net.UnixConn
+	raw  syscall.RawConn // conn's descriptor, for writes that must not wait
 
 	// Lock order: wmu before mu. wmu is held by whoever writes to conn; mu
 	// guards the send buffer and the state below it.
@@ -104,32 +113,44 @@ type Channel struct {
 	spare     []byte
 	spaceWait chan struct{} // closed when the send buffer drains; nil when nobody waits
 	writeErr  error
+	lastSend  time.Duration // since epoch, for telling bursts from sparse messages
 	kick      chan struct{}
+
+	// rmu is held by whoever reads from the socket and uses r: Recv itself,
+	// or the background reader. waiters counts Recv calls waiting for it
+	// or for the inbox, so that its holder wakes them when it lets go.
+	rmu     sync.Mutex
+	r       *reader
+	waiters atomic.Int32
+	bgOnce  sync.Once
 
 	// inbox of received messages, guarded by imu.
 	imu       sync.Mutex
 	inbox     []Message
 	inboxHead int
 	inboxSize int
-	readErr   error         // terminal error of the reader; set once, before done closes
+	inboxLen  atomic.Int32  // len(inbox)-inboxHead, readable without imu
+	readErr   error         // why reading ended; set once, before done closes
 	incoming  chan struct{} // has a value when the inbox may be non-empty
 	drained   chan struct{} // has a value when the inbox may have room
+	done      chan struct{} // closed when reading has ended
+	ended     atomic.Bool   // done is closed
+	doneOnce  sync.Once
 
 	// pending requests, guarded by pmu.
 	pmu      sync.Mutex
 	pending  map[uint64]*call
 	npending atomic.Int32
+	nextID   atomic.Uint64
 	// abandoned holds ids of requests whose caller gave up, so that their
 	// late replies are dropped rather than delivered to Recv.
 	abandoned  map[uint64]struct{}
 	nabandoned atomic.Int32
-	nextID     atomic.Uint64
 
 	// handlesOut counts NODE_HANDLE frames sent and not yet answered.
 	handlesOut atomic.Int32
 
 	quit      chan struct{} // closed by Close
-	done      chan struct{} // closed when the reader has stopped
 	closeOnce sync.Once
 	closed    atomic.Bool
 	wg        sync.WaitGroup
@@ -141,7 +162,7 @@ type call struct {
 }
 
 // New returns a Channel speaking over conn, which it owns from now on, and
-// starts its goroutines.
+// starts its writer.
 func New(conn *net.UnixConn, cfg Config) *Channel {
 	cfg = cfg.withDefaults()
 	c := &Channel{
@@ -150,16 +171,28 @@ func New(conn *net.UnixConn, cfg Config) *Channel {
 		kick:      make(chan struct{}, 1),
 		incoming:  make(chan struct{}, 1),
 		drained:   make(chan struct{}, 1),
+		done:      make(chan struct{}),
 		pending:   make(map[uint64]*call),
 		abandoned: make(map[uint64]struct{}),
 		quit:      make(chan struct{}),
-		done:      make(chan struct{}),
 	}
+	c.r = newReader(c)
+	c.raw, _ = conn.SyscallConn()
 	setSocketBuffers(conn)
-	c.wg.Add(2)
-	go c.readLoop()
+	c.wg.Add(1)
 	go c.writeLoop()
 	return c
+}
+
+// startBackground starts the background reader, once.
+func (c *Channel) startBackground() {
+	c.bgOnce.Do(func() {
+		if c.closed.Load() {
+			return
+		}
+		c.wg.Add(1)
+		go c.background()
+	})
 }
 
 // FromFile returns a Channel on f, an inherited AF_UNIX stream socket. f is
@@ -224,7 +257,7 @@ func (c *Channel) Send(ctx context.Context, m Message) error {
 	if len(m.Files) > 0 {
 		return c.sendWithFiles(ctx, &m)
 	}
-	if c.cfg.Codec == Frame && len(m.Data) >= directWrite {
+	if len(m.Data) >= directWrite {
 		return c.sendDirect(ctx, &m)
 	}
 	c.mu.Lock()
@@ -239,26 +272,171 @@ func (c *Channel) Send(ctx context.Context, m Message) error {
 		c.mu.Unlock()
 		return err
 	}
+	n := len(c.sendBuf)
 	var err error
 	if c.cfg.Codec == Frame {
 		c.sendBuf = appendFrame(c.sendBuf, &m)
 	} else {
-		n := len(c.sendBuf)
 		c.sendBuf, err = appendJSON(c.sendBuf, &m)
 		if err == nil && len(c.sendBuf)-n-1 > c.cfg.MaxMessageSize {
-			c.sendBuf = c.sendBuf[:n]
-			err = &TooLargeError{Size: len(c.sendBuf) - n, Max: c.cfg.MaxMessageSize}
+			err = &TooLargeError{Size: len(c.sendBuf) - n - 1, Max: c.cfg.MaxMessageSize}
 		}
+		if err != nil {
+			c.sendBuf = c.sendBuf[:n]
+		}
+	}
+	sparse := false
+	if n == 0 {
+		// Read the clock only here: in a burst the buffer is rarely empty.
+		now := time.Since(epoch)
+		sparse = now-c.lastSend > sparseGap
+		c.lastSend = now
 	}
 	c.mu.Unlock()
 	if err != nil {
 		return err
 	}
+	// A message after a quiet spell is written at once, by this goroutine:
+	// no handoff, the latency of a raw write. Messages in quick succession
+	// go to the writer goroutine, which coalesces them into few writes.
+	if sparse && c.wmu.TryLock() {
+		err := c.flushNow()
+		c.wmu.Unlock()
+		return err
+	}
+	c.kickWriter()
+	return nil
+}
+
+// flushNow writes what the socket takes of the send buffer without
+// waiting, and leaves the rest to the writer goroutine. wmu is held.
+func (c *Channel) flushNow() error {
+	c.mu.Lock()
+	out := c.sendBuf
+	c.sendBuf, c.spare = c.spare[:0], nil
+	c.mu.Unlock()
+	n, err := c.tryWrite(out)
+	if err != nil {
+		return c.setWriteErr(err)
+	}
+	c.mu.Lock()
+	if n < len(out) {
+		// The socket is full: what is left goes first, before anything
+		// queued meanwhile.
+		rest := make([]byte, 0, len(out)-n+len(c.sendBuf))
+		rest = append(append(rest, out[n:]...), c.sendBuf...)
+		c.sendBuf, c.spare = rest, c.sendBuf[:0]
+		c.mu.Unlock()
+		c.kickWriter()
+		return nil
+	}
+	c.spare = out[:0]
+	c.mu.Unlock()
+	return nil
+}
+
+// tryWrite writes what the socket accepts of b at once; it never waits.
+func (c *Channel) tryWrite(b []byte) (int, error) {
+	var n int
+	var werr error
+	err := c.raw.Write(func(fd uintptr) bool {
+		for n < len(b) {
+			k, e := syscall.Write(int(fd), b[n:])
+			if e == syscall.EINTR {
+				continue
+			}
+			if e == syscall.EAGAIN {
+				break
+			}
+			if e != nil {
+				werr = e
+				break
+			}
+			n += k
+		}
+		return true // done, whatever happened: never park
+	})
+	if werr == nil {
+		werr = err
+	}
+	return n, werr
+}
+
+// guardWrite runs write, a blocking write, so that it stops when ctx ends:
+// a write deadline in the past interrupts it. It returns the bytes written
+// and, when interrupted, ctx's error.
+func (c *Channel) guardWrite(ctx context.Context, write func() (int, error)) (int, error) {
+	if ctx.Done() == nil {
+		return write()
+	}
+	var mu sync.Mutex
+	active, fired := true, false
+	stop := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		if active {
+			fired = true
+			c.conn.SetWriteDeadline(aLongTimeAgo)
+		}
+		mu.Unlock()
+	})
+	n, err := write()
+	stop()
+	mu.Lock()
+	active = false
+	if fired {
+		if c.closed.Load() {
+			c.conn.SetWriteDeadline(time.Now()) // keep Close from waiting
+		} else {
+			c.conn.SetWriteDeadline(time.Time{})
+		}
+	}
+	mu.Unlock()
+	if fired && errors.Is(err, os.ErrDeadlineExceeded) {
+		return n, ctx.Err()
+	}
+	return n, err
+}
+
+// writeMessage writes, with wmu held, what Send queued before, then the
+// message that write writes, stopping when ctx ends. A message cut short
+// cannot be taken back: the channel is then broken.
+func (c *Channel) writeMessage(ctx context.Context, write func() (int, error)) error {
+	total := 0
+	_, err := c.guardWrite(ctx, func() (int, error) {
+		m, err := c.flushCount()
+		total += m
+		if err != nil {
+			return 0, err
+		}
+		k, err := write()
+		total += k
+		return k, err
+	})
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil && err == ctx.Err() && total == 0 {
+		return err // nothing was written: the channel is fine
+	}
+	if ctx.Err() != nil && err == ctx.Err() {
+		err = fmt.Errorf("context ended in the middle of a message, which cannot be taken back: %w", err)
+		werr := c.setWriteErr(err)
+		c.conn.Close()
+		return werr
+	}
+	return c.setWriteErr(err)
+}
+
+// sparseGap is the quiet time after which Send writes inline.
+const sparseGap = 10 * time.Microsecond
+
+var epoch = time.Now()
+
+func (c *Channel) kickWriter() {
 	select {
 	case c.kick <- struct{}{}:
 	default:
 	}
-	return nil
 }
 
 // waitSpaceLocked waits, with c.mu held on entry and exit, until the writer
@@ -269,10 +447,7 @@ func (c *Channel) waitSpaceLocked(ctx context.Context) error {
 	}
 	ch := c.spaceWait
 	c.mu.Unlock()
-	select {
-	case c.kick <- struct{}{}:
-	default:
-	}
+	c.kickWriter()
 	var err error
 	select {
 	case <-ch:
@@ -312,20 +487,32 @@ func (c *Channel) lockWriter(ctx context.Context) error {
 	return ErrClosed
 }
 
-// sendDirect writes a large frame without copying its payload.
+// sendDirect writes a large message without copying its payload into the
+// send buffer: header (or JSON envelope), payload and trailer in one writev.
 func (c *Channel) sendDirect(ctx context.Context, m *Message) error {
+	var bufs net.Buffers
+	if c.cfg.Codec == Frame {
+		var hdr [frameHeaderSize]byte
+		putFrameHeader(hdr[:], m, len(m.Data))
+		bufs = net.Buffers{hdr[:], m.Data}
+	} else {
+		head, data, tail, err := jsonParts(m)
+		if err != nil {
+			return err
+		}
+		if len(data) > c.cfg.MaxMessageSize {
+			return &TooLargeError{Size: len(data), Max: c.cfg.MaxMessageSize}
+		}
+		bufs = net.Buffers{head, data, tail}
+	}
 	if err := c.lockWriter(ctx); err != nil {
 		return err
 	}
 	defer c.wmu.Unlock()
-	if err := c.flushLocked(); err != nil {
-		return err
-	}
-	var hdr [frameHeaderSize]byte
-	putFrameHeader(hdr[:], m, len(m.Data))
-	bufs := net.Buffers{hdr[:], m.Data}
-	_, err := bufs.WriteTo(c.conn)
-	return c.setWriteErr(err)
+	return c.writeMessage(ctx, func() (int, error) {
+		n, err := bufs.WriteTo(c.conn)
+		return int(n), err
+	})
 }
 
 // sendWithFiles writes m in one sendmsg carrying its descriptors, so that
@@ -348,17 +535,19 @@ func (c *Channel) sendWithFiles(ctx context.Context, m *Message) error {
 		return err
 	}
 	defer c.wmu.Unlock()
-	if err := c.flushLocked(); err != nil {
-		return err
-	}
-	n, _, err := c.conn.WriteMsgUnix(b, syscall.UnixRights(fds...), nil)
-	if err == nil && n < len(b) {
-		_, err = c.conn.Write(b[n:])
-	}
+	err := c.writeMessage(ctx, func() (int, error) {
+		n, _, err := c.conn.WriteMsgUnix(b, syscall.UnixRights(fds...), nil)
+		if err == nil && n < len(b) {
+			var k int
+			k, err = c.conn.Write(b[n:])
+			n += k
+		}
+		return n, err
+	})
 	if err == nil && c.cfg.Codec == JSON {
 		c.handlesOut.Add(1)
 	}
-	return c.setWriteErr(err)
+	return err
 }
 
 func (c *Channel) setWriteErr(err error) error {
@@ -395,16 +584,23 @@ func (c *Channel) writeLoop() {
 
 // flushLocked writes the send buffer until it is empty. wmu is held.
 func (c *Channel) flushLocked() error {
+	_, err := c.flushCount()
+	return err
+}
+
+// flushCount is flushLocked, also returning how many bytes it wrote.
+func (c *Channel) flushCount() (int, error) {
+	total := 0
 	for {
 		c.mu.Lock()
 		if c.writeErr != nil {
 			err := c.writeErr
 			c.mu.Unlock()
-			return err
+			return total, err
 		}
 		if len(c.sendBuf) == 0 {
 			c.mu.Unlock()
-			return nil
+			return total, nil
 		}
 		out := c.sendBuf
 		c.sendBuf, c.spare = c.spare[:0], nil
@@ -413,9 +609,10 @@ func (c *Channel) flushLocked() error {
 			c.spaceWait = nil
 		}
 		c.mu.Unlock()
-		_, err := c.conn.Write(out)
+		n, err := c.conn.Write(out)
+		total += n
 		if err != nil {
-			return c.setWriteErr(err)
+			return total, c.setWriteErr(err)
 		}
 		if cap(out) <= 4*c.cfg.SendBuffer {
 			c.mu.Lock()
@@ -437,25 +634,113 @@ func (c *Channel) Flush(ctx context.Context) error {
 
 // Recv returns the next message that is not a reply to a pending Request.
 // After the peer has closed the channel and every message has been received,
-// it returns io.EOF; after a protocol error, that error.
+// it returns io.EOF; after a protocol error, that error. When no other
+// goroutine is reading, Recv reads the socket itself.
 func (c *Channel) Recv(ctx context.Context) (Message, error) {
 	for {
-		m, ok, err := c.TryRecv()
-		if ok || err != nil {
+		if m, ok, err := c.tryRecv(); ok || err != nil {
 			return m, err
+		}
+		if m, ok, err, done := c.recvInline(ctx); done {
+			return m, err
+		} else if ok {
+			continue
+		}
+		// Someone else is reading: wait for what they queue, or for them
+		// to let go. Registered as a waiter first, then checked once more,
+		// so that a reader letting go meanwhile is not missed.
+		c.waiters.Add(1)
+		if c.inboxLen.Load() > 0 || c.ended.Load() {
+			c.waiters.Add(-1)
+			continue
+		}
+		if m, ok, err, done := c.recvInline(ctx); done || ok {
+			c.waiters.Add(-1)
+			if done {
+				return m, err
+			}
+			continue
 		}
 		select {
 		case <-c.incoming:
+			c.waiters.Add(-1)
 		case <-ctx.Done():
+			c.waiters.Add(-1)
 			return Message{}, ctx.Err()
 		}
 	}
 }
 
+// recvInline reads the next message itself if nobody else is reading.
+// done means Recv returns m and err; ok means it took the read lock but
+// found nothing to return (try the inbox again).
+func (c *Channel) recvInline(ctx context.Context) (m Message, ok bool, err error, done bool) {
+	if !c.rmu.TryLock() {
+		return m, false, nil, false
+	}
+	m, got, err := c.readInline(ctx)
+	c.rmu.Unlock()
+	if c.waiters.Load() > 0 {
+		c.signalIncoming()
+	}
+	switch {
+	case got:
+		return m, true, nil, true
+	case err == errInterrupted:
+		return Message{}, true, ctx.Err(), true
+	case err != nil:
+		c.finish(err)
+	}
+	return Message{}, true, nil, false
+}
+
+// readInline reads the next message with the read lock held. ok is false
+// when there is none to return: messages are waiting in the inbox, reading
+// has ended, or a reply went to its Request.
+func (c *Channel) readInline(ctx context.Context) (Message, bool, error) {
+	if c.ended.Load() || c.inboxLen.Load() > 0 {
+		return Message{}, false, nil
+	}
+	r := c.r
+	for {
+		m, owned, ok, err := r.next()
+		if err != nil {
+			return m, false, err
+		}
+		if !ok {
+			if err := r.fill(ctx); err != nil {
+				return m, false, err
+			}
+			continue
+		}
+		if m.Kind.isReply() && (c.npending.Load() > 0 || c.nabandoned.Load() > 0) {
+			if !owned {
+				r.own(&m)
+			}
+			if c.routeReply(m) {
+				continue
+			}
+		}
+		if !owned && !c.cfg.Borrow {
+			r.own(&m)
+		}
+		return m, true, nil
+	}
+}
+
 // TryRecv returns the next received message without blocking. ok is false
 // when none is waiting; err is the channel's terminal error once it has no
-// more messages (io.EOF after a clean close).
+// more messages (io.EOF after a clean close). It starts the background
+// reader, which receives messages for it.
 func (c *Channel) TryRecv() (m Message, ok bool, err error) {
+	c.startBackground()
+	return c.tryRecv()
+}
+
+func (c *Channel) tryRecv() (m Message, ok bool, err error) {
+	if c.inboxLen.Load() == 0 && !c.ended.Load() {
+		return m, false, nil
+	}
 	c.imu.Lock()
 	if c.inboxHead < len(c.inbox) {
 		m = c.inbox[c.inboxHead]
@@ -466,34 +751,42 @@ func (c *Channel) TryRecv() (m Message, ok bool, err error) {
 			c.inbox = c.inbox[:0]
 			c.inboxHead = 0
 		}
+		more := c.inboxLen.Add(-1) > 0
 		c.imu.Unlock()
 		select {
 		case c.drained <- struct{}{}:
 		default:
+		}
+		if more && c.waiters.Load() > 0 {
+			c.signalIncoming() // one signal wakes one waiter; pass it on
 		}
 		return m, true, nil
 	}
 	err = c.readErr
 	c.imu.Unlock()
 	if err != nil {
-		// Keep Recv callers that wait on Incoming from sleeping forever.
-		select {
-		case c.incoming <- struct{}{}:
-		default:
-		}
+		// Keep other waiters on Incoming from sleeping forever.
+		c.signalIncoming()
 	}
 	return Message{}, false, err
 }
 
 // Incoming returns a channel that has a value whenever a received message may
 // be waiting; drain with TryRecv. It lets one goroutine wait for messages
-// together with other events in a select.
-func (c *Channel) Incoming() <-chan struct{} { return c.incoming }
+// together with other events in a select. It starts the background reader.
+func (c *Channel) Incoming() <-chan struct{} {
+	c.startBackground()
+	return c.incoming
+}
 
 // Done returns a channel closed when the channel can receive no more: the
 // peer closed it, a protocol error occurred, or Close was called. Messages
-// already received can still be taken with Recv.
-func (c *Channel) Done() <-chan struct{} { return c.done }
+// already received can still be taken with Recv. It starts the background
+// reader, which notices the end.
+func (c *Channel) Done() <-chan struct{} {
+	c.startBackground()
+	return c.done
+}
 
 // Err returns why the channel stopped receiving: nil while it is open,
 // io.EOF after the peer closed it, ErrClosed after Close, or the protocol or
@@ -515,6 +808,7 @@ func (c *Channel) Err() error {
 // returned as a *RemoteError along with the reply. If ctx ends first, the
 // request is abandoned: a late reply is dropped.
 func (c *Channel) Request(ctx context.Context, m Message, progress func(Message)) (Message, error) {
+	c.startBackground()
 	m.Kind = Task
 	m.ID = c.nextID.Add(1)
 	cl := &call{reply: make(chan Message, 1), progress: progress}
@@ -583,13 +877,20 @@ func (c *Channel) Close() error {
 		c.flushLocked()
 		c.wmu.Unlock()
 		close(c.quit)
-		c.conn.Close()
+		c.conn.Close() // ends any read in progress
 		c.wg.Wait()
+		c.finish(ErrClosed)
+		// Wait for an inline reader to let go, then release what nobody
+		// will receive.
+		c.rmu.Lock()
+		c.r.closeFiles()
+		c.rmu.Unlock()
 		c.imu.Lock()
 		for i := c.inboxHead; i < len(c.inbox); i++ {
 			c.inbox[i].closeFiles()
 		}
 		c.inbox, c.inboxHead, c.inboxSize = nil, 0, 0
+		c.inboxLen.Store(0)
 		c.imu.Unlock()
 	})
 	return nil

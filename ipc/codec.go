@@ -74,18 +74,47 @@ func appendFrame(dst []byte, m *Message) []byte {
 // a document spread over several lines is compacted so that the line stays
 // one message.
 func appendJSON(dst []byte, m *Message) ([]byte, error) {
+	if err := checkJSON(m); err != nil {
+		return dst, err
+	}
+	dst = appendJSONHead(dst, m)
+	dst = appendCompact(dst, m.Data)
+	return appendJSONTail(dst, m), nil
+}
+
+// jsonParts returns m's line in three parts, for a write that does not copy
+// the payload: the envelope before Data, Data (compacted if it had raw
+// newlines), and what follows it.
+func jsonParts(m *Message) (head, data, tail []byte, err error) {
+	if err := checkJSON(m); err != nil {
+		return nil, nil, nil, err
+	}
+	data = m.Data
+	if bytes.IndexByte(data, '\n') >= 0 || bytes.IndexByte(data, '\r') >= 0 {
+		data = appendCompact(nil, data)
+	}
+	return appendJSONHead(nil, m), data, appendJSONTail(nil, m), nil
+}
+
+// checkJSON reports why the JSON codec cannot carry m, if it cannot.
+func checkJSON(m *Message) error {
 	if m.Kind >= numKinds {
-		return dst, fmt.Errorf("%w: unknown message kind %d", ErrBadMessage, m.Kind)
+		return fmt.Errorf("%w: unknown message kind %d", ErrBadMessage, m.Kind)
 	}
 	if len(m.Files) > 1 {
-		return dst, fmt.Errorf("%w: the JSON codec passes one file per message, not %d", ErrBadMessage, len(m.Files))
+		return fmt.Errorf("%w: the JSON codec passes one file per message, not %d", ErrBadMessage, len(m.Files))
 	}
 	if m.Kind == Plain && len(m.Data) == 0 {
-		return dst, fmt.Errorf("%w: empty message: the JSON codec needs a JSON value (Node cannot send undefined either)", ErrBadMessage)
+		return fmt.Errorf("%w: empty message: the JSON codec needs a JSON value (Node cannot send undefined either)", ErrBadMessage)
 	}
-	if len(m.Data) > 0 && !json.Valid(m.Data) {
-		return dst, fmt.Errorf("%w: data is not valid JSON: %s", ErrBadMessage, quoteStart(m.Data))
+	if len(m.Data) > 0 && !validJSON(m.Data) {
+		return fmt.Errorf("%w: data is not valid JSON: %s", ErrBadMessage, quoteStart(m.Data))
 	}
+	return nil
+}
+
+// appendJSONHead appends what comes before m.Data on m's line.
+func appendJSONHead(dst []byte, m *Message) []byte {
 	if len(m.Files) == 1 {
 		handle := m.Handle
 		if handle == "" {
@@ -100,29 +129,34 @@ func appendJSON(dst []byte, m *Message) ([]byte, error) {
 		dst = append(dst, `,"msg":`...)
 	}
 	if m.Kind == Plain {
-		dst = appendCompact(dst, m.Data)
-	} else {
-		dst = append(dst, `{"kin":"`...)
-		dst = append(dst, kindNames[m.Kind]...)
-		dst = append(dst, '"')
-		if m.Kind.hasID() {
-			dst = append(dst, `,"id":`...)
-			dst = strconv.AppendUint(dst, m.ID, 10)
+		return dst
+	}
+	dst = append(dst, `{"kin":"`...)
+	dst = append(dst, kindNames[m.Kind]...)
+	dst = append(dst, '"')
+	if m.Kind.hasID() {
+		dst = append(dst, `,"id":`...)
+		dst = strconv.AppendUint(dst, m.ID, 10)
+	}
+	if len(m.Data) > 0 {
+		if m.Kind == Error {
+			dst = append(dst, `,"error":`...)
+		} else {
+			dst = append(dst, `,"data":`...)
 		}
-		if len(m.Data) > 0 {
-			if m.Kind == Error {
-				dst = append(dst, `,"error":`...)
-			} else {
-				dst = append(dst, `,"data":`...)
-			}
-			dst = appendCompact(dst, m.Data)
-		}
+	}
+	return dst
+}
+
+// appendJSONTail appends what comes after m.Data on m's line, newline included.
+func appendJSONTail(dst []byte, m *Message) []byte {
+	if m.Kind != Plain {
 		dst = append(dst, '}')
 	}
 	if len(m.Files) == 1 {
 		dst = append(dst, '}')
 	}
-	return append(dst, '\n'), nil
+	return append(dst, '\n')
 }
 
 // appendCompact appends the valid JSON document v to dst without raw newlines.
@@ -150,63 +184,66 @@ type jsonLine struct {
 }
 
 // decodeJSONLine decodes one line (without its newline). skip reports a
-// blank line, which carries no message.
+// blank line, which carries no message. One pass validates the line and
+// collects the members that make it more than a Plain message.
 func decodeJSONLine(line []byte) (l jsonLine, skip bool, err error) {
 	line = bytes.Trim(line, " \t\r")
 	if len(line) == 0 {
 		return l, true, nil
 	}
-	if !json.Valid(line) {
+	var f members
+	if !scanJSON(line, f.visit) {
 		return l, false, fmt.Errorf("%w: invalid JSON: %s", ErrMalformed, quoteStart(line))
 	}
-	l.msg, l.wantsFile, l.ack, err = decodeJSONValue(line, 0)
+	l.msg, l.wantsFile, l.ack, err = f.decode(line, 0)
 	return l, false, err
 }
 
-// decodeJSONValue interprets a valid JSON document as a message. depth counts
-// the NODE_HANDLE envelopes around it (Node double-wraps retransmissions).
-func decodeJSONValue(v []byte, depth int) (m Message, handle, ack bool, err error) {
+// members are the top-level members of a JSON object that kin looks at.
+type members struct {
+	kin, id, data, errv, cmd, typ, inner []byte
+}
+
+func (f *members) visit(key, val []byte) {
+	switch string(key) {
+	case "kin":
+		f.kin = val
+	case "id":
+		f.id = val
+	case "data":
+		f.data = val
+	case "error":
+		f.errv = val
+	case "cmd":
+		f.cmd = val
+	case "type":
+		f.typ = val
+	case "msg":
+		f.inner = val
+	}
+}
+
+// decode interprets the valid JSON document v, whose members are f, as a
+// message. depth counts the NODE_HANDLE envelopes around it (Node
+// double-wraps retransmissions).
+func (f *members) decode(v []byte, depth int) (m Message, handle, ack bool, err error) {
 	m.Data = v
-	if len(v) == 0 || v[0] != '{' {
-		return m, false, false, nil
-	}
-	// Only objects with a "kin" or "cmd" member are more than Plain.
-	if !bytes.Contains(v, []byte(`"kin"`)) && !bytes.Contains(v, []byte(`"cmd"`)) {
-		return m, false, false, nil
-	}
-	var kin, id, data, errv, cmd, typ, inner []byte
-	forEachMember(v, func(key, val []byte) {
-		switch string(key) {
-		case "kin":
-			kin = val
-		case "id":
-			id = val
-		case "data":
-			data = val
-		case "error":
-			errv = val
-		case "cmd":
-			cmd = val
-		case "type":
-			typ = val
-		case "msg":
-			inner = val
-		}
-	})
-	switch string(cmd) {
+	switch string(f.cmd) {
 	case `"NODE_HANDLE"`:
-		if inner == nil {
+		if f.inner == nil {
 			return m, false, false, fmt.Errorf("%w: NODE_HANDLE without msg", ErrMalformed)
 		}
 		if depth > 4 {
 			return m, false, false, fmt.Errorf("%w: NODE_HANDLE nested too deep", ErrMalformed)
 		}
-		m, _, _, err = decodeJSONValue(inner, depth+1)
+		var g members
+		scanJSON(f.inner, g.visit) // valid: part of a valid document
+		m, _, _, err = g.decode(f.inner, depth+1)
 		if err != nil {
 			return m, false, false, err
 		}
 		if depth == 0 {
-			if s, e := strconv.Unquote(string(typ)); e == nil {
+			if s, e := strconv.Unquote(string(f.typ)); e == nil {
 				m.Handle = s
 			}
 		}
@@ -214,125 +251,37 @@ func decodeJSONValue(v []byte, depth int) (m Message, handle, ack bool, err erro
 	case `"NODE_HANDLE_ACK"`, `"NODE_HANDLE_NACK"`:
 		return m, false, true, nil
 	}
-	if kin == nil || kin[0] != '"' {
+	if len(f.kin) < 2 || f.kin[0] != '"' {
 		return m, false, false, nil
 	}
-	k, ok := kindByName(kin[1 : len(kin)-1])
+	k, ok := kindByName(f.kin[1 : len(f.kin)-1])
 	if !ok {
 		return m, false, false, nil
 	}
 	m.Kind = k
-	m.Data = data
-	if k == Error {
-		m.Data = errv
-		if errv == nil {
-			m.Data = data
-		}
+	m.Data = f.data
+	if k == Error && f.errv != nil {
+		m.Data = f.errv
 	}
 	if bytes.Equal(m.Data, []byte("null")) {
 		m.Data = nil
 	}
 	if k.hasID() {
-		if id == nil {
+		if f.id == nil {
 			return m, false, false, fmt.Errorf("%w: %q message without an id", ErrMalformed, k)
 		}
-		n, e := strconv.ParseUint(string(id), 10, 64)
+		n, e := strconv.ParseUint(string(f.id), 10, 64)
 		if e != nil {
 			// Node sends 7 as 7, but tolerate 7.0 and 7e0 from other languages.
-			f, e2 := strconv.ParseFloat(string(id), 64)
-			if e2 != nil || f < 0 || f != float64(uint64(f)) {
-				return m, false, false, fmt.Errorf("%w: %q message id %s is not a non-negative integer", ErrMalformed, k, id)
+			x, e2 := strconv.ParseFloat(string(f.id), 64)
+			if e2 != nil || x < 0 || x != float64(uint64(x)) {
+				return m, false, false, fmt.Errorf("%w: %q message id %s is not a non-negative integer", ErrMalformed, k, f.id)
 			}
-			n = uint64(f)
+			n = uint64(x)
 		}
 		m.ID = n
 	}
 	return m, false, false, nil
-}
-
-// forEachMember calls fn with every top-level member of the valid JSON
-// object obj. Keys are passed without quotes and unescaped only in that they
-// are compared raw; values are passed as their exact bytes.
-func forEachMember(obj []byte, fn func(key, val []byte)) {
-	i := skipSpace(obj, 1)
-	for i < len(obj) && obj[i] == '"' {
-		end := skipString(obj, i)
-		key := obj[i+1 : end-1]
-		i = skipSpace(obj, end)
-		i = skipSpace(obj, i+1) // ':'
-		vend := skipValue(obj, i)
-		fn(key, obj[i:vend])
-		i = skipSpace(obj, vend)
-		if i < len(obj) && obj[i] == ',' {
-			i = skipSpace(obj, i+1)
-		}
-	}
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// skipString returns the index just past the string that starts at b[i].
-func skipString(b []byte, i int) int {
-	i++
-	for {
-		j := bytes.IndexByte(b[i:], '"')
-		if j < 0 {
-			return len(b)
-		}
-		i += j
-		// The quote ends the string unless an odd number of backslashes precede it.
-		n := 0
-		for k := i - 1; k >= 0 && b[k] == '\\'; k-- {
-			n++
-		}
-		i++
-		if n%2 == 0 {
-			return i
-		}
-	}
-}
-
-// skipValue returns the index just past the JSON value starting at b[i].
-func skipValue(b []byte, i int) int {
-	if i >= len(b) {
-		return i
-	}
-	switch b[i] {
-	case '"':
-		return skipString(b, i)
-	case '{', '[':
-		depth := 0
-		for i < len(b) {
-			switch b[i] {
-			case '"':
-				i = skipString(b, i)
-				continue
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1
-				}
-			}
-			i++
-		}
-		return i
-	default:
-		for i < len(b) {
-			switch b[i] {
-			case ',', '}', ']', ' ', '\t', '\n', '\r':
-				return i
-			}
-			i++
-		}
-		return i
-	}
 }
 
 // quoteStart returns the first bytes of b, quoted, for error messages.
@@ -346,3 +295,6 @@ func quoteStart(b []byte) string {
 
 // compactJSON writes v without insignificant whitespace.
 func compactJSON(b *bytes.Buffer, v []byte) error { return json.Compact(b, v) }
+
+// validJSON reports whether b is one valid JSON document.
+func validJSON(b []byte) bool { return scanJSON(b, nil) }

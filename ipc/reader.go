@@ -2,94 +2,269 @@ package ipc
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"sync"
 	"syscall"
+	"time"
 )
 
-// reader is the state of a channel's reader goroutine.
-type reader struct {
-	c     *Channel
-	buf   []byte
-	start int // first unconsumed byte
-	end   int // end of valid data
-	seen  int // JSON: bytes before this offset hold no newline
-	oob   []byte
-	fds   []int // received descriptors not yet attached to a message
-	batch []Message
-	owned []bool // batch[i].Data is already its own memory
-}
+// Reading. Bytes are read from the socket by whoever holds the read lock
+// (Channel.rmu): Recv itself when nobody else reads, so that a message
+// costs no goroutine handoff (a round trip then costs what it costs over a
+// raw socket), or the background reader, which runs once someone needs
+// messages delivered asynchronously (Incoming, Done, Request) and queues
+// them in the inbox. The reader state below belongs to the lock holder.
 
 // lineSlack is how many bytes of surrounding whitespace (Node tolerates
 // "\r\n" and spaces) a JSON line may have beyond the message size limit.
 const lineSlack = 64
 
+// slabSize is the size of the blocks received payloads are copied into: the
+// largest size Go's allocator serves from its per-thread caches.
+const slabSize = 32 << 10
+
 var (
 	nodeHandleAck  = []byte(`{"cmd":"NODE_HANDLE_ACK"}` + "\n")
 	nodeHandleNack = []byte(`{"cmd":"NODE_HANDLE_NACK"}` + "\n")
+	aLongTimeAgo   = time.Unix(1, 0)
 )
 
-func (c *Channel) readLoop() {
-	defer c.wg.Done()
-	r := &reader{
+// errInterrupted is returned by fill when the caller's context ended while
+// it waited for bytes; the channel is fine.
+var errInterrupted = errors.New("ipc: read interrupted")
+
+type reader struct {
+	c     *Channel
+	buf   []byte
+	start int // first unparsed byte
+	end   int // end of valid data
+	seen  int // JSON: bytes before this offset hold no newline
+	oob   []byte
+	fds   []int // received descriptors not yet attached to a message
+
+	// large is a frame bigger than buf whose payload is being read in place.
+	large *largeFrame
+	big   []byte // Config.Borrow: the reused payload buffer of large frames
+
+	slab []byte // the current block for copies of small payloads
+
+	// Interrupting a blocked read when the caller's context ends: the
+	// callback sets a read deadline in the past, but only while this reader
+	// is in its read (intrMu makes that exact), and fill resets it after.
+	intrMu      sync.Mutex
+	reading     bool
+	interrupted bool
+}
+
+type largeFrame struct {
+	msg     Message
+	payload []byte
+	have    int
+	owned   bool
+}
+
+func newReader(c *Channel) *reader {
+	return &reader{
 		c:   c,
 		buf: make([]byte, readChunk),
 		oob: make([]byte, syscall.CmsgSpace(maxFiles*4)),
 	}
-	err := r.run()
-	for _, fd := range r.fds {
-		syscall.Close(fd)
-	}
-	select {
-	case <-c.quit:
-		err = ErrClosed
-	default:
-		if err != io.EOF {
-			// A broken channel is closed at once: the peer sees EOF, and no
-			// more bytes of a stream that lost its framing are read.
-			c.conn.Close()
+}
+
+// next returns the next message in the buffered bytes. ok is false when more
+// bytes are needed (call fill). Data aliases the read buffer unless owned;
+// control messages (ACKs) are handled here and never returned. A non-nil
+// error is a protocol error: the channel is broken.
+func (r *reader) next() (m Message, owned, ok bool, err error) {
+	if r.large != nil {
+		l := r.large
+		if l.have < len(l.payload) {
+			return m, false, false, nil
 		}
+		r.large = nil
+		l.msg.Data = l.payload
+		return l.msg, l.owned, true, nil
 	}
-	c.imu.Lock()
-	c.readErr = err
-	c.imu.Unlock()
-	close(c.done)
-	select {
-	case c.incoming <- struct{}{}:
-	default:
+	if r.c.cfg.Codec == Frame {
+		return r.nextFrame()
+	}
+	for {
+		m, ok, skip, err := r.nextLine()
+		if err != nil || !skip {
+			return m, false, ok, err
+		}
 	}
 }
 
-func (r *reader) run() error {
-	for {
+func (r *reader) nextFrame() (m Message, owned, ok bool, err error) {
+	if r.end-r.start < frameHeaderSize {
+		return m, false, false, nil
+	}
+	h, err := parseFrameHeader(r.buf[r.start:r.end], r.c.cfg.MaxMessageSize)
+	if err != nil {
+		return m, false, false, err
+	}
+	complete := r.end-r.start >= h.total
+	if !complete && h.total <= len(r.buf) {
+		return m, false, false, nil // the rest fits once it arrives
+	}
+	// The descriptors came with the frame's first byte: they are here.
+	files, fok := r.popFiles(h.nfds)
+	if !fok {
+		return m, false, false, fmt.Errorf("%w: frame announces %d descriptors, %d arrived", ErrMalformed, h.nfds, len(r.fds))
+	}
+	m = Message{Kind: h.kind, ID: h.id, Files: files}
+	if complete {
+		m.Data = r.buf[r.start+frameHeaderSize : r.start+h.total]
+		r.start += h.total
+		return m, false, true, nil
+	}
+	// A frame larger than the buffer: its payload is read in place.
+	l := &largeFrame{msg: m}
+	if r.c.cfg.Borrow {
+		if cap(r.big) < h.size {
+			r.big = make([]byte, h.size)
+		}
+		l.payload = r.big[:h.size]
+	} else {
+		l.payload, l.owned = make([]byte, h.size), true
+	}
+	l.have = copy(l.payload, r.buf[r.start+frameHeaderSize:r.end])
+	r.start, r.end, r.seen = 0, 0, 0
+	r.large = l
+	if l.have == len(l.payload) {
+		return r.next()
+	}
+	return m, false, false, nil
+}
+
+// nextLine decodes the next line of the JSON codec. skip is set for lines
+// that carry no message for the caller (blank lines, ACKs, NACKed handles).
+func (r *reader) nextLine() (m Message, ok, skip bool, err error) {
+	limit := r.c.cfg.MaxMessageSize
+	from := max(r.start, r.seen)
+	i := bytes.IndexByte(r.buf[from:r.end], '\n')
+	if i < 0 {
+		r.seen = r.end
+		if r.end-r.start > limit+lineSlack {
+			return m, false, false, &TooLargeError{Size: r.end - r.start, Max: limit}
+		}
+		return m, false, false, nil
+	}
+	lineEnd := from + i
+	line := bytes.Trim(r.buf[r.start:lineEnd], " \t\r")
+	r.start = lineEnd + 1
+	if len(line) > limit {
+		return m, false, false, &TooLargeError{Size: len(line), Max: limit}
+	}
+	l, blank, err := decodeJSONLine(line)
+	if err != nil {
+		return m, false, false, err
+	}
+	switch {
+	case blank:
+		return m, false, true, nil
+	case l.ack:
+		if r.c.handlesOut.Load() > 0 {
+			r.c.handlesOut.Add(-1)
+		}
+		return m, false, true, nil
+	case l.wantsFile:
+		files, fok := r.popFiles(1)
+		if !fok {
+			r.c.sendControl(nodeHandleNack) // Node's answer to a handle without a descriptor
+			return m, false, true, nil
+		}
+		r.c.sendControl(nodeHandleAck)
+		l.msg.Files = files
+	}
+	return l.msg, true, false, nil
+}
+
+// own copies m's payload out of the read buffer into a slab.
+func (r *reader) own(m *Message) {
+	n := len(m.Data)
+	if m.Data == nil {
+		return
+	}
+	if n > slabSize/4 {
+		m.Data = append([]byte(nil), m.Data...)
+		return
+	}
+	if cap(r.slab)-len(r.slab) < n {
+		r.slab = make([]byte, 0, slabSize)
+	}
+	s := len(r.slab)
+	r.slab = append(r.slab, m.Data...)
+	m.Data = r.slab[s:len(r.slab):len(r.slab)]
+}
+
+// fill reads once from the socket. When ctx ends while it waits, it returns
+// errInterrupted and the channel stays usable. Any other error is terminal.
+func (r *reader) fill(ctx context.Context) error {
+	var p []byte
+	if r.large != nil {
+		p = r.large.payload[r.large.have:]
+	} else {
 		if err := r.makeRoom(); err != nil {
 			return err
 		}
-		n, oobn, flags, _, err := r.c.conn.ReadMsgUnix(r.buf[r.end:], r.oob)
-		if oobn > 0 {
-			if e := r.takeFiles(r.oob[:oobn]); e != nil {
-				return e
+		p = r.buf[r.end:]
+	}
+	var stop func() bool
+	if ctx.Done() != nil {
+		r.intrMu.Lock()
+		r.reading = true
+		r.intrMu.Unlock()
+		stop = context.AfterFunc(ctx, func() {
+			r.intrMu.Lock()
+			if r.reading {
+				r.interrupted = true
+				r.c.conn.SetReadDeadline(aLongTimeAgo)
 			}
+			r.intrMu.Unlock()
+		})
+	}
+	n, oobn, flags, _, err := r.c.conn.ReadMsgUnix(p, r.oob)
+	interrupted := false
+	if stop != nil {
+		stop()
+		r.intrMu.Lock()
+		r.reading = false
+		if r.interrupted {
+			r.interrupted, interrupted = false, true
+			r.c.conn.SetReadDeadline(time.Time{})
 		}
-		if flags&syscall.MSG_CTRUNC != 0 {
-			return fmt.Errorf("%w: descriptors were dropped (more than %d in one read)", ErrMalformed, maxFiles)
-		}
-		r.end += n
-		if n > 0 {
-			if e := r.parse(); e != nil {
-				return e
-			}
-		}
-		if err != nil {
-			return r.readError(err)
-		}
-		if n == 0 && oobn == 0 {
-			return r.readError(io.EOF)
+		r.intrMu.Unlock()
+	}
+	if oobn > 0 {
+		if e := r.takeFiles(r.oob[:oobn]); e != nil {
+			return e
 		}
 	}
+	if flags&syscall.MSG_CTRUNC != 0 {
+		return fmt.Errorf("%w: descriptors were dropped (more than %d in one read)", ErrMalformed, maxFiles)
+	}
+	if r.large != nil {
+		r.large.have += n
+	} else {
+		r.end += n
+	}
+	if err != nil {
+		if interrupted && errors.Is(err, os.ErrDeadlineExceeded) {
+			return errInterrupted
+		}
+		return r.readError(err)
+	}
+	if n == 0 && oobn == 0 {
+		return r.readError(io.EOF)
+	}
+	return nil
 }
 
 func (r *reader) readError(err error) error {
@@ -100,8 +275,8 @@ func (r *reader) readError(err error) error {
 		return ErrClosed
 	}
 	if errors.Is(err, io.EOF) {
-		if r.end > r.start {
-			return fmt.Errorf("ipc: peer closed the channel in the middle of a message (%d bytes unread): %w", r.end-r.start, io.ErrUnexpectedEOF)
+		if r.end > r.start || r.large != nil {
+			return fmt.Errorf("ipc: peer closed the channel in the middle of a message: %w", io.ErrUnexpectedEOF)
 		}
 		return io.EOF
 	}
@@ -127,14 +302,11 @@ func (r *reader) makeRoom() error {
 		return nil
 	}
 	// A JSON line longer than the buffer: grow, within the size limit.
-	max := r.c.cfg.MaxMessageSize
-	if r.end > max+lineSlack {
-		return &TooLargeError{Size: r.end, Max: max}
+	limit := r.c.cfg.MaxMessageSize
+	if r.end > limit+lineSlack {
+		return &TooLargeError{Size: r.end, Max: limit}
 	}
-	size := 2 * len(r.buf)
-	if size > max+lineSlack+1 {
-		size = max + lineSlack + 1
-	}
+	size := min(2*len(r.buf), limit+lineSlack+1)
 	nb := make([]byte, size)
 	copy(nb, r.buf[:r.end])
 	r.buf = nb
@@ -158,6 +330,9 @@ func (r *reader) takeFiles(oob []byte) error {
 
 // popFiles takes the n oldest received descriptors.
 func (r *reader) popFiles(n int) ([]*os.File, bool) {
+	if n == 0 {
+		return nil, true
+	}
 	if n > len(r.fds) {
 		return nil, false
 	}
@@ -169,203 +344,138 @@ func (r *reader) popFiles(n int) ([]*os.File, bool) {
 	return files, true
 }
 
-// parse decodes every complete message in buf[start:end] and delivers them.
-func (r *reader) parse() error {
-	var err error
-	if r.c.cfg.Codec == Frame {
-		err = r.parseFrames()
-	} else {
-		err = r.parseLines()
+// closeFiles closes descriptors nobody will receive.
+func (r *reader) closeFiles() {
+	for _, fd := range r.fds {
+		syscall.Close(fd)
 	}
-	if len(r.batch) > 0 {
-		if e := r.deliver(); e != nil {
-			return e
-		}
+	r.fds = nil
+	if r.large != nil {
+		r.large.msg.closeFiles()
+		r.large = nil
 	}
-	return err
 }
 
-func (r *reader) add(m Message, owned bool) {
-	r.batch = append(r.batch, m)
-	r.owned = append(r.owned, owned)
-}
-
-func (r *reader) parseFrames() error {
-	max := r.c.cfg.MaxMessageSize
-	for r.end-r.start >= frameHeaderSize {
-		h, err := parseFrameHeader(r.buf[r.start:r.end], max)
-		if err != nil {
-			return err
-		}
-		complete := r.end-r.start >= h.total
-		if !complete && h.total <= len(r.buf) {
-			return nil // the rest fits once more arrives
-		}
-		files, ok := r.popFiles(h.nfds)
-		if !ok {
-			return fmt.Errorf("%w: frame announces %d descriptors, %d arrived", ErrMalformed, h.nfds, len(r.fds))
-		}
-		m := Message{Kind: h.kind, ID: h.id, Files: files}
-		if complete {
-			m.Data = r.buf[r.start+frameHeaderSize : r.start+h.total]
-			r.start += h.total
-			r.add(m, false)
-			continue
-		}
-		// A frame larger than the buffer: read its payload in place.
-		payload := make([]byte, h.size)
-		have := copy(payload, r.buf[r.start+frameHeaderSize:r.end])
-		r.start, r.end, r.seen = 0, 0, 0
-		if err := r.readFull(payload[have:]); err != nil {
-			m.closeFiles()
-			return err
-		}
-		m.Data = payload
-		r.add(m, true)
-	}
-	return nil
-}
-
-// readFull fills p from the socket, collecting any descriptors that come along.
-func (r *reader) readFull(p []byte) error {
-	for len(p) > 0 {
-		n, oobn, _, _, err := r.c.conn.ReadMsgUnix(p, r.oob)
-		if oobn > 0 {
-			if e := r.takeFiles(r.oob[:oobn]); e != nil {
-				return e
-			}
-		}
-		p = p[n:]
-		if len(p) == 0 {
-			return nil
-		}
-		if err != nil {
-			if e := r.readError(err); e != io.EOF && !errors.Is(e, io.ErrUnexpectedEOF) {
-				return e
-			}
-			return fmt.Errorf("ipc: peer closed the channel in the middle of a message: %w", io.ErrUnexpectedEOF)
-		}
-		if n == 0 && oobn == 0 {
-			return fmt.Errorf("ipc: peer closed the channel in the middle of a message: %w", io.ErrUnexpectedEOF)
-		}
-	}
-	return nil
-}
-
-func (r *reader) parseLines() error {
-	max := r.c.cfg.MaxMessageSize
+// background is the background reader: it reads whenever it can take the
+// read lock and queues every message in the inbox for Recv, TryRecv and
+// Incoming, until the channel ends.
+func (c *Channel) background() {
+	defer c.wg.Done()
+	var batch []Message
 	for {
-		from := r.start
-		if r.seen > from {
-			from = r.seen
-		}
-		i := bytes.IndexByte(r.buf[from:r.end], '\n')
-		if i < 0 {
-			r.seen = r.end
-			if r.end-r.start > max+lineSlack {
-				return &TooLargeError{Size: r.end - r.start, Max: max}
-			}
-			return nil
-		}
-		lineEnd := from + i
-		line := bytes.Trim(r.buf[r.start:lineEnd], " \t\r")
-		r.start = lineEnd + 1
-		if len(line) > max {
-			return &TooLargeError{Size: len(line), Max: max}
-		}
-		l, skip, err := decodeJSONLine(line)
-		if err != nil {
-			return err
-		}
-		if skip {
-			continue
-		}
-		if l.ack {
-			if r.c.handlesOut.Load() > 0 {
-				r.c.handlesOut.Add(-1)
-			}
-			continue
-		}
-		if l.wantsFile {
-			files, ok := r.popFiles(1)
-			if !ok {
-				// Node's answer to a handle without a descriptor.
-				r.c.sendControl(nodeHandleNack)
-				continue
-			}
-			r.c.sendControl(nodeHandleAck)
-			l.msg.Files = files
-		}
-		r.add(l.msg, false)
-	}
-}
-
-// deliver copies the batch's payloads out of the read buffer, hands replies
-// to their pending requests and queues the rest for Recv.
-func (r *reader) deliver() error {
-	c := r.c
-	total := 0
-	for i := range r.batch {
-		if !r.owned[i] {
-			total += len(r.batch[i].Data)
-		}
-	}
-	slab := make([]byte, 0, total)
-	for i := range r.batch {
-		m := &r.batch[i]
-		if !r.owned[i] && m.Data != nil {
-			n := len(slab)
-			slab = append(slab, m.Data...)
-			m.Data = slab[n:len(slab):len(slab)]
-		}
-	}
-	msgs := r.batch
-	if c.npending.Load() > 0 || c.nabandoned.Load() > 0 {
-		msgs = msgs[:0]
-		for _, m := range r.batch {
-			if !c.routeReply(m) {
-				msgs = append(msgs, m)
-			}
-		}
-	}
-	if len(msgs) > 0 {
-		c.imu.Lock()
-		for c.inboxSize >= c.cfg.RecvBuffer && c.inboxHead < len(c.inbox) {
-			c.imu.Unlock()
-			select {
-			case <-c.drained:
-			case <-c.quit:
-				for _, m := range msgs {
-					m.closeFiles()
-				}
-				r.reset()
-				return ErrClosed
-			}
-			c.imu.Lock()
-		}
-		for i := range msgs {
-			c.inboxSize += msgCost(&msgs[i])
-		}
-		c.inbox = append(c.inbox, msgs...)
-		c.imu.Unlock()
+		c.rmu.Lock()
 		select {
-		case c.incoming <- struct{}{}:
+		case <-c.quit:
+			c.rmu.Unlock()
+			return
 		default:
 		}
+		r := c.r
+		var err error
+		if c.ended.Load() {
+			c.rmu.Unlock()
+			return // an inline reader saw the end
+		}
+		for {
+			m, owned, ok, e := r.next()
+			if e != nil {
+				err = e
+				break
+			}
+			if !ok {
+				break
+			}
+			if !owned {
+				r.own(&m)
+			}
+			if !c.routeReply(m) {
+				batch = append(batch, m)
+			}
+		}
+		if len(batch) > 0 {
+			if !c.deliver(batch) {
+				c.rmu.Unlock()
+				return // closed
+			}
+			clear(batch)
+			batch = batch[:0]
+		}
+		if err == nil {
+			err = r.fill(context.Background())
+		}
+		c.rmu.Unlock()
+		if err != nil {
+			c.finish(err)
+			return
+		}
 	}
-	r.reset()
-	return nil
 }
 
-func (r *reader) reset() {
-	clear(r.batch)
-	r.batch = r.batch[:0]
-	r.owned = r.owned[:0]
+// deliver queues messages for Recv, waiting while the inbox is over
+// Config.RecvBuffer. It reports false when the channel was closed meanwhile.
+func (c *Channel) deliver(msgs []Message) bool {
+	c.imu.Lock()
+	for c.inboxSize >= c.cfg.RecvBuffer && c.inboxHead < len(c.inbox) {
+		c.imu.Unlock()
+		select {
+		case <-c.drained:
+		case <-c.quit:
+			for _, m := range msgs {
+				m.closeFiles()
+			}
+			return false
+		}
+		c.imu.Lock()
+	}
+	if c.inboxHead > 0 && c.inboxHead >= len(c.inbox)/2 {
+		// Keep the inbox from growing: move the live part to the front.
+		n := copy(c.inbox, c.inbox[c.inboxHead:])
+		clear(c.inbox[n:])
+		c.inbox, c.inboxHead = c.inbox[:n], 0
+	}
+	for i := range msgs {
+		c.inboxSize += msgCost(&msgs[i])
+	}
+	c.inbox = append(c.inbox, msgs...)
+	c.inboxLen.Add(int32(len(msgs)))
+	c.imu.Unlock()
+	c.signalIncoming()
+	return true
+}
+
+func (c *Channel) signalIncoming() {
+	select {
+	case c.incoming <- struct{}{}:
+	default:
+	}
+}
+
+// finish records the error that ended reading; the first one wins.
+func (c *Channel) finish(err error) {
+	c.doneOnce.Do(func() {
+		select {
+		case <-c.quit:
+			err = ErrClosed
+		default:
+			if err != io.EOF {
+				// A broken channel is closed at once: the peer sees EOF,
+				// and no more bytes of a stream that lost its framing are
+				// read.
+				c.conn.Close()
+			}
+		}
+		c.imu.Lock()
+		c.readErr = err
+		c.imu.Unlock()
+		c.ended.Store(true)
+		close(c.done)
+		c.signalIncoming()
+	})
 }
 
 // routeReply gives m to the Request waiting for it and reports whether it did.
 func (c *Channel) routeReply(m Message) bool {
-	if !m.Kind.isReply() {
+	if !m.Kind.isReply() || (c.npending.Load() == 0 && c.nabandoned.Load() == 0) {
 		return false
 	}
 	c.pmu.Lock()
@@ -405,8 +515,5 @@ func (c *Channel) sendControl(b []byte) {
 		c.sendBuf = append(c.sendBuf, b...)
 	}
 	c.mu.Unlock()
-	select {
-	case c.kick <- struct{}{}:
-	default:
-	}
+	c.kickWriter()
 }

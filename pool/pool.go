@@ -181,7 +181,7 @@ type task struct {
 	abandoned atomic.Bool          // the caller gave up (its ctx ended)
 	finished  atomic.Bool          // the result was delivered
 	slot      atomic.Pointer[slot] // the slot that sent it to a worker
-	stopCtx   func() bool
+	stopCtx   atomic.Pointer[func() bool]
 	// Owned by the slot that took the task:
 	id      uint64
 	started time.Time // when the worker began it (head of the FIFO)
@@ -335,7 +335,7 @@ func (p *Pool) enqueue(ctx context.Context, tk *task) error {
 		// When the caller gives up, answer at once; the slot running the
 		// task, if any, kills its worker. Registered before the task is
 		// queued: a slot may finish it at any moment after.
-		tk.stopCtx = context.AfterFunc(ctx, func() {
+		stop := context.AfterFunc(ctx, func() {
 			tk.abandoned.Store(true)
 			tk.finish(nil, ctx.Err())
 			if s := tk.slot.Load(); s != nil {
@@ -345,9 +345,10 @@ func (p *Pool) enqueue(ctx context.Context, tk *task) error {
 				}
 			}
 		})
+		tk.stopCtx.Store(&stop)
 	}
 	if err := p.push(ctx, tk); err != nil {
-		if tk.stopCtx != nil && !tk.stopCtx() {
+		if stop := tk.stopCtx.Load(); stop != nil && !(*stop)() {
 			// The context ended meanwhile and its hook has answered (or is
 			// answering) the task: say so rather than answer twice.
 			if !tk.finished.CompareAndSwap(false, true) {
@@ -462,8 +463,8 @@ func (t *task) finish(data []byte, err error) {
 	if !t.finished.CompareAndSwap(false, true) {
 		return
 	}
-	if t.stopCtx != nil {
-		t.stopCtx()
+	if stop := t.stopCtx.Load(); stop != nil {
+		(*stop)()
 	}
 	if t.cb != nil {
 		t.cb(data, err)

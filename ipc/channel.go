@@ -104,6 +104,9 @@ type Channel struct {
 	cfg  Config
 	conn *net.UnixConn
 	raw  syscall.RawConn // conn's descriptor, for writes that must not wait
+	// rawRead is the same for reads; a separate value keeps the read and
+	// write locks of the descriptor apart.
+	rawRead syscall.RawConn
 
 	// Lock order: wmu before mu. wmu is held by whoever writes to conn; mu
 	// guards the send buffer and the state below it.
@@ -114,6 +117,7 @@ type Channel struct {
 	spaceWait chan struct{} // closed when the send buffer drains; nil when nobody waits
 	writeErr  error
 	lastSend  time.Duration // since epoch, for telling bursts from sparse messages
+	sends     atomic.Uint64 // messages sent, for the reader's spin heuristic
 	kick      chan struct{}
 
 	// rmu is held by whoever reads from the socket and uses r: Recv itself,
@@ -178,6 +182,7 @@ func New(conn *net.UnixConn, cfg Config) *Channel {
 	}
 	c.r = newReader(c)
 	c.raw, _ = conn.SyscallConn()
+	c.rawRead = c.raw
 	setSocketBuffers(conn)
 	c.wg.Add(1)
 	go c.writeLoop()
@@ -254,6 +259,7 @@ func (c *Channel) Send(ctx context.Context, m Message) error {
 	if m.Kind >= numKinds {
 		return fmt.Errorf("%w: unknown message kind %d", ErrBadMessage, m.Kind)
 	}
+	c.sends.Add(1)
 	if len(m.Files) > 0 {
 		return c.sendWithFiles(ctx, &m)
 	}

@@ -53,6 +53,9 @@ type reader struct {
 
 	slab []byte // the current block for copies of small payloads
 
+	lastData    time.Duration // when a read last returned bytes, since epoch
+	sendsAtData uint64        // Channel.sends then
+
 	// Interrupting a blocked read when the caller's context ends: the
 	// callback sets a read deadline in the past, but only while this reader
 	// is in its read (intrMu makes that exact), and fill resets it after.
@@ -230,7 +233,14 @@ func (r *reader) fill(ctx context.Context) error {
 			r.intrMu.Unlock()
 		})
 	}
-	n, oobn, flags, _, err := r.c.conn.ReadMsgUnix(p, r.oob)
+	n, oobn, flags, err := r.spin(p)
+	if n == 0 && oobn == 0 && err == nil {
+		n, oobn, flags, _, err = r.c.conn.ReadMsgUnix(p, r.oob)
+	}
+	if n > 0 {
+		r.lastData = time.Since(epoch)
+		r.sendsAtData = r.c.sends.Load()
+	}
 	interrupted := false
 	if stop != nil {
 		stop()
@@ -517,3 +527,44 @@ func (c *Channel) sendControl(b []byte) {
 	c.mu.Unlock()
 	c.kickWriter()
 }
+
+// spin tries non-blocking reads for a few microseconds when bytes arrived
+// very recently and this side has sent nothing since: a peer streaming
+// messages one write at a time then finds this side awake, and neither side
+// pays a wakeup per message. (After a send, the next bytes are an answer,
+// a round trip away: spinning would only take the CPU the peer needs.)
+// Returns no bytes and no error when nothing came.
+func (r *reader) spin(p []byte) (n, oobn, flags int, err error) {
+	if r.c.sends.Load() != r.sendsAtData {
+		return 0, 0, 0, nil
+	}
+	now := time.Since(epoch)
+	if now-r.lastData > spinAfter {
+		return 0, 0, 0, nil
+	}
+	deadline := now + spinFor
+	for {
+		var rerr error
+		r.c.rawRead.Read(func(fd uintptr) bool {
+			n, oobn, flags, _, rerr = syscall.Recvmsg(int(fd), p, r.oob, syscall.MSG_CMSG_CLOEXEC)
+			return true
+		})
+		if rerr == nil {
+			if n == 0 && oobn == 0 {
+				return 0, 0, 0, io.EOF
+			}
+			return n, oobn, flags, nil
+		}
+		if rerr != syscall.EAGAIN && rerr != syscall.EINTR {
+			return 0, 0, 0, rerr
+		}
+		if time.Since(epoch) > deadline {
+			return 0, 0, 0, nil
+		}
+	}
+}
+
+const (
+	spinAfter = 20 * time.Microsecond
+	spinFor   = 10 * time.Microsecond
+)

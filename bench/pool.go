@@ -25,24 +25,24 @@ const (
 	// BenchPoolHeavy: a batch of ~20 ms CPU-bound tasks (chained SHA-256),
 	// total Ms: how well processes use the cores.
 	BenchPoolHeavy = "pool-heavy"
-	// BenchPoolTask: one tiny task at a time through one worker, mean
-	// RTTus: the per-task overhead the cost model uses.
+	// BenchPoolTask: tiny tasks through one worker, mean RTTus per task:
+	// the per-task overhead the cost model uses.
 	BenchPoolTask = "pool-task"
 )
 
 // Pool implementations, the values of Result.Impl.
 const (
-	ImplNodePool    = "node-pool"    // a Node parent's plain child_process pool (the peer)
-	ImplKinNode     = "kin-node"     // kin's pool, the same unmodified Node worker
-	ImplKinNodePipe = "kin-node-p16" // the same with Pipeline 16
-	ImplKinGo       = "kin-go"       // kin's pool, Go workers (worker.Serve, frame codec)
-	ImplKinGoPipe   = "kin-go-p64"   // the same with Pipeline 64
-	ImplKinNode1    = "kin-node-1w"  // heavy tasks on one Node worker: the speed-up's baseline
-	ImplNodePool1   = "node-pool-1w" // the peer's one-worker run
+	ImplNodePool   = "node-pool"    // a Node parent's plain child_process pool (the peer)
+	ImplKinNode    = "kin-node"     // kin's pool with its defaults, the same unmodified Node worker
+	ImplKinNodeSeq = "kin-node-p1"  // the same with pipelining off (Pipeline 1)
+	ImplKinGo      = "kin-go"       // kin's pool with its defaults, Go workers (worker.Serve, frame codec)
+	ImplKinGoSeq   = "kin-go-p1"    // the same with pipelining off
+	ImplKinNode1   = "kin-node-1w"  // heavy tasks on one Node worker: the speed-up's baseline
+	ImplNodePool1  = "node-pool-1w" // the peer's one-worker run
 )
 
 // PoolImpls are the implementations Pool compares, in order.
-var PoolImpls = []string{ImplNodePool, ImplKinNode, ImplKinNodePipe, ImplKinGo, ImplKinGoPipe}
+var PoolImpls = []string{ImplNodePool, ImplKinNode, ImplKinNodeSeq, ImplKinGo, ImplKinGoSeq}
 
 // poolWorkers is the pool size of the comparisons, as in ANCHORS.md.
 const poolWorkers = 2
@@ -51,8 +51,10 @@ const poolWorkers = 2
 const heavyTarget = 20 * time.Millisecond
 
 // Pool compares kin's pool with a plain Node child_process pool of the same
-// size: tiny tasks (throughput, the pool's own cost), CPU-heavy tasks (the
-// speed-up over one worker), and one task at a time (the per-task overhead).
+// size: tiny tasks (throughput, the pool's own cost; kin with its defaults,
+// which pipeline tiny tasks, and with pipelining off), CPU-heavy tasks (the
+// speed-up over one worker), and tiny tasks through one worker (the
+// per-task overhead).
 // CostModel turns the results into the task duration from which N worker
 // processes beat doing the work in one.
 func Pool(ctx context.Context, o Options) (results []Result, err error) {
@@ -110,7 +112,7 @@ func (e *env) poolRun(ctx context.Context, o Options, impls []string) ([]Result,
 		add(Result{Bench: BenchPoolTiny, Impl: impl, Codec: poolCodec(impl), N: n, MsgsPerS: float64(n) / d.Seconds(), Ms: ms(d)})
 	}
 
-	// One task at a time through one worker: the per-task overhead.
+	// Tiny tasks through one worker: the per-task overhead.
 	seqN := 2000
 	if o.Quick {
 		seqN = 200
@@ -202,20 +204,17 @@ func (e *env) calibrate(ctx context.Context) (int, error) {
 func (e *env) startPool(impl string, workers int) (*pool.Pool, error) {
 	cfg := pool.Config{Workers: workers, Stdout: discard{}, Stderr: discard{}}
 	switch impl {
-	case ImplKinNode, ImplKinNodePipe:
+	case ImplKinNode, ImplKinNodeSeq:
 		cfg.Command = []string{e.node, e.script("pool-worker.js")}
-	case ImplKinGo, ImplKinGoPipe:
+	case ImplKinGo, ImplKinGoSeq:
 		cfg.Command = []string{e.exe}
 		cfg.Env = childEnv(childWorker)
 		cfg.Codec = ipc.Frame
 	default:
 		return nil, fmt.Errorf("bench: %s is not a kin pool", impl)
 	}
-	switch impl {
-	case ImplKinNodePipe:
-		cfg.Pipeline = 16
-	case ImplKinGoPipe:
-		cfg.Pipeline = 64
+	if impl == ImplKinNodeSeq || impl == ImplKinGoSeq {
+		cfg.Pipeline = 1
 	}
 	return pool.New(cfg)
 }

@@ -13,7 +13,8 @@ import (
 // the same size (2 workers): tiny tasks (tasks/s; kin's targets: ≥ 1.5× the
 // Node pool with the same Node worker, ≥ 100 k tasks/s with Go workers),
 // ~20 ms CPU-heavy tasks (the speed-up of 2 workers over 1, target ≥ 1.8),
-// and one task at a time (per-task overhead, the cost model's input).
+// and tiny tasks through one worker (per-task overhead, the cost model's
+// input).
 func BenchmarkPool(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()

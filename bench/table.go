@@ -14,12 +14,12 @@ var baselines = map[string]string{
 	ImplNodeToKin: ImplNodeFork, // a Go child for Node parents vs a Node child
 	ImplKinWorker: ImplRaw,      // a worker.Serve worker vs this program's bare start
 
-	ImplKinNode:     ImplNodePool, // kin's pool vs a plain Node pool, same Node worker
-	ImplKinNodePipe: ImplNodePool,
-	ImplKinGo:       ImplNodePool, // kin's pool of Go workers vs the Node pool
-	ImplKinGoPipe:   ImplNodePool,
-	ImplKinNode1:    ImplKinNode, // one worker vs two: the heavy batch's speed-up
-	ImplNodePool1:   ImplNodePool,
+	ImplKinNode:    ImplNodePool, // kin's pool vs a plain Node pool, same Node worker
+	ImplKinNodeSeq: ImplNodePool,
+	ImplKinGo:      ImplNodePool, // kin's pool of Go workers vs the Node pool
+	ImplKinGoSeq:   ImplNodePool,
+	ImplKinNode1:   ImplKinNode, // one worker vs two: the heavy batch's speed-up
+	ImplNodePool1:  ImplNodePool,
 }
 
 // Baseline returns the implementation impl is compared with in Table and
@@ -93,7 +93,7 @@ var targets = []target{
 	{BenchSpawn, 0, ImplKinWorker, 5, true, "ms"},
 	{BenchPoolTiny, 0, ImplKinNode, 1.5, false, "tasks/s"},
 	{BenchPoolHeavy, 0, ImplKinNode1, 1.8, false, "speed-up of 2 workers over 1 (0.9 × ideal)"},
-	{BenchPoolTiny, 0, ImplKinGoPipe, 100000, false, "tasks/s"},
+	{BenchPoolTiny, 0, ImplKinGo, 100000, false, "tasks/s"},
 }
 
 // Checks evaluates the targets that rs has the figures for.
@@ -108,7 +108,7 @@ func Checks(rs []Result) []Check {
 				out = append(out, Check{Name: "spawn " + t.impl + " " + t.what, Value: r.Ms, Goal: t.goal, AtMost: t.atMost})
 				continue
 			}
-			if t.impl == ImplKinGoPipe { // an absolute rate
+			if t.impl == ImplKinGo { // an absolute rate
 				out = append(out, Check{Name: fmt.Sprintf("%s %s %s", t.bench, t.impl, t.what), Value: r.MsgsPerS, Goal: t.goal})
 				continue
 			}

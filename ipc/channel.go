@@ -98,8 +98,8 @@ func (c Config) withDefaults() Config {
 
 // Channel is one end of a message channel. Its methods are safe for
 // concurrent use. A Channel owns a writer goroutine, and a reader goroutine
-// from the first call of Incoming, TryRecv, Done or Request on (before that,
-// Recv reads the socket itself); Close stops both.
+// from the first call of Incoming, Done or Request on (before that, Recv
+// and TryRecv read the socket themselves); Close stops both.
 type Channel struct {
 	cfg  Config
 	conn *net.UnixConn
@@ -704,6 +704,12 @@ func (c *Channel) recvInline(ctx context.Context) (m Message, ok bool, err error
 // when there is none to return: messages are waiting in the inbox, reading
 // has ended, or a reply went to its Request.
 func (c *Channel) readInline(ctx context.Context) (Message, bool, error) {
+	return c.readInlineMode(ctx, fillSpin)
+}
+
+// readInlineMode is readInline with a choice of how to wait for bytes;
+// with fillNow it does not wait: ok is false when nothing is readable.
+func (c *Channel) readInlineMode(ctx context.Context, mode fillMode) (Message, bool, error) {
 	if c.ended.Load() || c.inboxLen.Load() > 0 {
 		return Message{}, false, nil
 	}
@@ -714,7 +720,10 @@ func (c *Channel) readInline(ctx context.Context) (Message, bool, error) {
 			return m, false, err
 		}
 		if !ok {
-			if err := r.fill(ctx); err != nil {
+			if err := r.fill(ctx, mode); err != nil {
+				if err == errNothing {
+					return m, false, nil
+				}
 				return m, false, err
 			}
 			continue
@@ -734,12 +743,28 @@ func (c *Channel) readInline(ctx context.Context) (Message, bool, error) {
 	}
 }
 
-// TryRecv returns the next received message without blocking. ok is false
-// when none is waiting; err is the channel's terminal error once it has no
-// more messages (io.EOF after a clean close). It starts the background
-// reader, which receives messages for it.
+// TryRecv returns the next message if it can be had without waiting:
+// already received, or readable from the socket now. ok is false when there
+// is none; err is the channel's terminal error once it has no more messages
+// (io.EOF after a clean close).
 func (c *Channel) TryRecv() (m Message, ok bool, err error) {
-	c.startBackground()
+	if m, ok, err := c.tryRecv(); ok || err != nil {
+		return m, ok, err
+	}
+	if !c.rmu.TryLock() {
+		return m, false, nil // someone is reading: what they get is queued
+	}
+	m, got, err := c.readInlineMode(context.Background(), fillNow)
+	c.rmu.Unlock()
+	if c.waiters.Load() > 0 {
+		c.signalIncoming()
+	}
+	if got {
+		return m, true, nil
+	}
+	if err != nil {
+		c.finish(err)
+	}
 	return c.tryRecv()
 }
 
@@ -779,7 +804,8 @@ func (c *Channel) tryRecv() (m Message, ok bool, err error) {
 
 // Incoming returns a channel that has a value whenever a received message may
 // be waiting; drain with TryRecv. It lets one goroutine wait for messages
-// together with other events in a select. It starts the background reader.
+// together with other events in a select. It starts the background reader,
+// which from then on receives every message.
 func (c *Channel) Incoming() <-chan struct{} {
 	c.startBackground()
 	return c.incoming

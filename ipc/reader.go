@@ -38,6 +38,18 @@ var (
 // it waited for bytes; the channel is fine.
 var errInterrupted = errors.New("ipc: read interrupted")
 
+// errNothing is returned by fill in fillNow mode when no bytes are readable.
+var errNothing = errors.New("ipc: nothing to read")
+
+// fillMode says how fill waits for bytes.
+type fillMode int
+
+const (
+	fillBlock fillMode = iota // park until bytes come
+	fillSpin                  // poll a few microseconds first when a peer streams (see spin)
+	fillNow                   // do not wait
+)
+
 type reader struct {
 	c     *Channel
 	buf   []byte
@@ -209,7 +221,8 @@ func (r *reader) own(m *Message) {
 
 // fill reads once from the socket. When ctx ends while it waits, it returns
 // errInterrupted and the channel stays usable. Any other error is terminal.
-func (r *reader) fill(ctx context.Context) error {
+// spin allows a few microseconds of polling first (see spin).
+func (r *reader) fill(ctx context.Context, mode fillMode) error {
 	var p []byte
 	if r.large != nil {
 		p = r.large.payload[r.large.have:]
@@ -233,9 +246,25 @@ func (r *reader) fill(ctx context.Context) error {
 			r.intrMu.Unlock()
 		})
 	}
-	n, oobn, flags, err := r.spin(p)
+	var n, oobn, flags int
+	var err error
+	switch mode {
+	case fillSpin:
+		n, oobn, flags, err = r.spin(p)
+	case fillNow:
+		var got bool
+		n, oobn, flags, got, err = r.readNow(p)
+		if !got && err == nil {
+			return errNothing
+		}
+	}
 	if n == 0 && oobn == 0 && err == nil {
 		n, oobn, flags, _, err = r.c.conn.ReadMsgUnix(p, r.oob)
+		if n < 0 || oobn < 0 {
+			// internal/poll passes on recvmsg's -1 with some errors (a
+			// read deadline passing, for one).
+			n, oobn = 0, 0
+		}
 	}
 	if n > 0 {
 		r.lastData = time.Since(epoch)
@@ -411,7 +440,9 @@ func (c *Channel) background() {
 			batch = batch[:0]
 		}
 		if err == nil {
-			err = r.fill(context.Background())
+			// No spinning here: after a delivery the consumer should run,
+			// on this thread, while this goroutine parks.
+			err = r.fill(context.Background(), fillBlock)
 		}
 		c.rmu.Unlock()
 		if err != nil {
@@ -528,6 +559,43 @@ func (c *Channel) sendControl(b []byte) {
 	c.kickWriter()
 }
 
+// readNow tries one non-blocking read; got is false when nothing was
+// readable.
+func (r *reader) readNow(p []byte) (n, oobn, flags int, got bool, err error) {
+	n, oobn, flags, rerr := r.recvmsgNow(p)
+	switch {
+	case rerr == syscall.EAGAIN:
+		return 0, 0, 0, false, nil
+	case rerr != nil:
+		return 0, 0, 0, true, rerr
+	case n == 0 && oobn == 0:
+		return 0, 0, 0, true, io.EOF
+	}
+	return n, oobn, flags, true, nil
+}
+
+// recvmsgNow makes one non-blocking recvmsg (retried on EINTR). The error
+// is syscall.EAGAIN when nothing is readable, or the descriptor's error
+// when the channel was closed meanwhile; n and oobn are 0 on any error.
+func (r *reader) recvmsgNow(p []byte) (n, oobn, flags int, err error) {
+	var rerr error
+	cerr := r.c.rawRead.Read(func(fd uintptr) bool {
+		for {
+			n, oobn, flags, _, rerr = syscall.Recvmsg(int(fd), p, r.oob, syscall.MSG_CMSG_CLOEXEC)
+			if rerr != syscall.EINTR {
+				return true
+			}
+		}
+	})
+	if cerr != nil {
+		return 0, 0, 0, cerr
+	}
+	if rerr != nil {
+		return 0, 0, 0, rerr
+	}
+	return n, oobn, flags, nil
+}
+
 // spin tries non-blocking reads for a few microseconds when bytes arrived
 // very recently and this side has sent nothing since: a peer streaming
 // messages one write at a time then finds this side awake, and neither side
@@ -545,10 +613,7 @@ func (r *reader) spin(p []byte) (n, oobn, flags int, err error) {
 	deadline := now + spinFor
 	for {
 		var rerr error
-		r.c.rawRead.Read(func(fd uintptr) bool {
-			n, oobn, flags, _, rerr = syscall.Recvmsg(int(fd), p, r.oob, syscall.MSG_CMSG_CLOEXEC)
-			return true
-		})
+		n, oobn, flags, rerr = r.recvmsgNow(p)
 		if rerr == nil {
 			if n == 0 && oobn == 0 {
 				return 0, 0, 0, io.EOF

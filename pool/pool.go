@@ -86,12 +86,20 @@ type Config struct {
 	// QueueSize is how many submitted tasks may wait for a worker before
 	// Submit blocks; zero means 64 per worker.
 	QueueSize int
-	// Pipeline is how many tasks a worker is sent before it has answered
-	// the first: more than 1 hides the round trip for tiny tasks. Workers
-	// run them one at a time, in order (docs/protocol.md), so when a worker
-	// dies, the oldest unanswered task is the one that was running: it
-	// fails, and the others are run again by the replacement. Zero means 1.
+	// Pipeline is the most tasks a worker is sent before it has answered
+	// the first: more than one hides the round trip (and coalesces writes
+	// and reads) for tiny tasks. The pool uses that depth only while a
+	// worker's tasks take less than PipelineCutoff, and sends tasks one at
+	// a time otherwise, so that a long task never waits behind another.
+	// Workers run tasks one at a time, in order (docs/protocol.md), so when
+	// a worker dies the oldest unanswered task is the one that was running:
+	// it fails, and the others are run again by the replacement. Zero means
+	// 32; 1 turns pipelining off.
 	Pipeline int
+	// PipelineCutoff is the task duration (a moving average per worker)
+	// up to which tasks are pipelined; zero means 1 ms, negative means
+	// always pipeline.
+	PipelineCutoff time.Duration
 	// TaskTimeout bounds each task's run time, counted from when its
 	// worker starts it; zero means no limit. A task over it fails with
 	// ErrTimeout and its worker's process group is killed.
@@ -122,6 +130,9 @@ type Config struct {
 	OnWorkerExit func(pid int, err error)
 }
 
+// DefaultPipeline is Config.Pipeline's default.
+const DefaultPipeline = 32
+
 // Task is a task with options, for Do.
 type Task struct {
 	// Data is the task's payload: a JSON document for JSON workers, any
@@ -151,8 +162,11 @@ type Pool struct {
 	closed  bool
 	closing chan struct{} // closed by Shutdown and Close: no new tasks
 	quit    chan struct{} // closed by Close: abort everything
-	once    sync.Once
-	qonce   sync.Once
+	// quitCtx is cancelled with quit, to end slots' waits for workers.
+	quitCtx    context.Context
+	quitCancel context.CancelFunc
+	once       sync.Once
+	qonce      sync.Once
 
 	slots []*slot
 	wg    sync.WaitGroup // slots, sampler, reapers
@@ -161,13 +175,13 @@ type Pool struct {
 	// on, replacement workers get tasks only after their Ready.
 	speaksReady atomic.Bool
 
-	submitted, completed, failed, restarts atomic.Uint64
-	lat                                    latencies
-	readyCh                                chan struct{}
-	readyN                                 atomic.Int32
-	readyOnce                              sync.Once
-	live                                   atomic.Int32  // slots still running
-	slotsDone                              chan struct{} // closed when the last slot exits
+	submitted, completed, failed, restarts, requeued atomic.Uint64
+	lat                                              latencies
+	readyCh                                          chan struct{}
+	readyN                                           atomic.Int32
+	readyOnce                                        sync.Once
+	live                                             atomic.Int32  // slots still running
+	slotsDone                                        chan struct{} // closed when the last slot exits
 }
 
 type task struct {
@@ -249,7 +263,10 @@ func (p *Pool) setup() error {
 		cfg.QueueSize = 64 * cfg.Workers
 	}
 	if cfg.Pipeline <= 0 {
-		cfg.Pipeline = 1
+		cfg.Pipeline = DefaultPipeline
+	}
+	if cfg.PipelineCutoff == 0 {
+		cfg.PipelineCutoff = time.Millisecond
 	}
 	if cfg.StartTimeout <= 0 {
 		cfg.StartTimeout = 30 * time.Second
@@ -274,6 +291,7 @@ func (p *Pool) setup() error {
 	p.queue = make(chan *task, cfg.QueueSize)
 	p.closing = make(chan struct{})
 	p.quit = make(chan struct{})
+	p.quitCtx, p.quitCancel = context.WithCancel(context.Background())
 	p.readyCh = make(chan struct{})
 	p.slotsDone = make(chan struct{})
 	p.slots = make([]*slot, cfg.Workers)
@@ -343,6 +361,7 @@ func (p *Pool) enqueue(ctx context.Context, tk *task) error {
 				case s.cancelled <- struct{}{}:
 				default:
 				}
+				s.interrupt()
 			}
 		})
 		tk.stopCtx.Store(&stop)
@@ -431,7 +450,10 @@ func (p *Pool) Shutdown(ctx context.Context) error {
 // and every goroutine of the pool has exited. It is idempotent.
 func (p *Pool) Close() error {
 	p.stopIntake()
-	p.qonce.Do(func() { close(p.quit) })
+	p.qonce.Do(func() {
+		close(p.quit)
+		p.quitCancel()
+	})
 	p.wg.Wait()
 	p.failQueued()
 	return nil
@@ -485,6 +507,9 @@ type Stats struct {
 	Failed    uint64 `json:"failed"`
 	// Restarts counts worker processes started to replace others.
 	Restarts uint64 `json:"restarts"`
+	// Requeued counts tasks sent ahead to a worker that died before
+	// starting them, and run again on another.
+	Requeued uint64 `json:"requeued"`
 	// Latency percentiles, from Submit to result, over recent tasks.
 	LatencyP50 time.Duration `json:"latency_p50_ns"`
 	LatencyP90 time.Duration `json:"latency_p90_ns"`
@@ -516,6 +541,7 @@ func (p *Pool) Stats() Stats {
 		Completed: p.completed.Load(),
 		Failed:    p.failed.Load(),
 		Restarts:  p.restarts.Load(),
+		Requeued:  p.requeued.Load(),
 	}
 	st.LatencyP50, st.LatencyP90, st.LatencyP99, st.LatencyMax = p.lat.percentiles()
 	for _, s := range p.slots {

@@ -34,6 +34,11 @@ func TestMain(m *testing.M) {
 		return os.Getpid(), nil
 	}))
 	worker.Register("crash", func(ctx context.Context, t *worker.Task) ([]byte, error) {
+		if string(t.Data) == `"gate"` {
+			t.Progress([]byte(`"gate"`))
+			time.Sleep(5 * time.Millisecond)
+			return t.Data, nil
+		}
 		if string(t.Data) == `"crash"` {
 			t.Progress([]byte(strconv.Itoa(os.Getpid())))
 			time.Sleep(100 * time.Millisecond)
@@ -326,29 +331,82 @@ func TestOversizedResult(t *testing.T) {
 func TestPipelineCrashRunsQueuedTasksElsewhere(t *testing.T) {
 	t.Parallel()
 	ctx := ctxT(t)
-	p := newPool(t, pool.Config{Func: "crash", Workers: 1, Pipeline: 4})
-	running := make(chan struct{})
-	errc := make(chan error, 1)
-	go func() {
-		var once sync.Once
-		_, err := p.Do(ctx, pool.Task{Data: []byte(`"crash"`), Progress: func([]byte) { once.Do(func() { close(running) }) }})
-		errc <- err
-	}()
-	<-running
-	// These are sent behind the crashing task on the same worker.
+	// Always pipeline, whatever the tasks' durations on a loaded machine.
+	p := newPool(t, pool.Config{Func: "crash", Workers: 1, Pipeline: 4, PipelineCutoff: -1})
+	// While the gate task runs, queue a task that kills the worker and
+	// three more: when the gate answers, all four go to the worker at once.
 	var wg sync.WaitGroup
-	for i := 0; i < 3; i++ {
+	var crashErr error
+	submit := func(data string, check func([]byte, error)) {
 		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			if out, err := p.Submit(ctx, []byte(strconv.Itoa(i))); err != nil || string(out) != strconv.Itoa(i) {
-				t.Errorf("task %d queued behind the crash: %q %v", i, out, err)
+		if err := p.SubmitFunc(ctx, pool.Task{Data: []byte(data)}, func(out []byte, err error) {
+			check(out, err)
+			wg.Done()
+		}); err != nil {
+			t.Error(err)
+			wg.Done()
+		}
+	}
+	var once sync.Once
+	gate := pool.Task{Data: []byte(`"gate"`), Progress: func([]byte) {
+		once.Do(func() {
+			submit(`"crash"`, func(_ []byte, err error) { crashErr = err })
+			for i := 1; i <= 3; i++ {
+				want := strconv.Itoa(i)
+				submit(want, func(out []byte, err error) {
+					if err != nil || string(out) != want {
+						t.Errorf("task %s sent behind the crash: %q %v", want, out, err)
+					}
+				})
 			}
-		}(i)
+		})
+	}}
+	if _, err := p.Do(ctx, gate); err != nil {
+		t.Fatal(err)
 	}
 	wg.Wait()
-	if err := <-errc; !errors.As(err, new(*pool.WorkerError)) {
-		t.Fatalf("crashing task: %v", err)
+	if !errors.As(crashErr, new(*pool.WorkerError)) {
+		t.Fatalf("crashing task: %v", crashErr)
+	}
+	if st := p.Stats(); st.Requeued != 3 || st.Restarts != 1 {
+		t.Fatalf("want the 3 tasks sent ahead re-run on the replacement: %+v", st)
+	}
+}
+
+func TestLongTasksAreNotPipelined(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	// Two workers, long tasks: each worker gets one at a time, so four
+	// tasks run two on each (a pipelined pool could queue three behind one
+	// worker while the other idles).
+	p := newPool(t, pool.Config{Func: "sleep", Workers: 2, Pipeline: 8})
+	if err := p.Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	perWorker := map[string]int{}
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out, err := p.Submit(ctx, []byte(`100`))
+			if err != nil {
+				t.Error(err)
+			}
+			mu.Lock()
+			perWorker[string(out)]++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if len(perWorker) != 2 {
+		t.Fatalf("tasks per worker %v: want 2 and 2", perWorker)
+	}
+	for pid, n := range perWorker {
+		if n != 2 {
+			t.Fatalf("worker %s ran %d of the 4 long tasks: %v", pid, n, perWorker)
+		}
 	}
 }
 

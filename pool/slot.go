@@ -21,11 +21,17 @@ type slot struct {
 	first *workerProc // started by New
 
 	cancelled chan struct{} // a task this slot sent was abandoned by its caller
-	recycle   chan struct{} // the sampler found the worker above MaxRSS
-	stopped   atomic.Bool
-	everReady bool // touched only by the slot's goroutine (and New, before it starts)
-	starts    int  // worker processes this slot started
-	nextID    uint64
+
+	waitMu     sync.Mutex
+	waitCancel context.CancelFunc // ends the current wait for the worker (see recv)
+	recycle    chan struct{}      // the sampler found the worker above MaxRSS
+	stopped    atomic.Bool
+	everReady  bool // touched only by the slot's goroutine (and New, before it starts)
+	starts     int  // worker processes this slot started
+	nextID     uint64
+	// taskTime is a moving average of how long the worker's tasks take
+	// (zero: none measured yet), for choosing the pipeline depth.
+	taskTime time.Duration
 
 	mu        sync.Mutex // guards the fields below, read by Stats
 	pid       int
@@ -217,31 +223,28 @@ func failAll(ts []*task, err error) {
 
 // serve feeds worker w until it ends. It returns the tasks that must go to
 // the next worker (sent to w but not started when it died, or never sent),
-// and whether w ended abnormally without finishing any task.
+// and whether w ended abnormally before it said anything.
+//
+// While answers are due, the slot reads w's channel itself (Channel.Recv),
+// with the running task's deadline in the read's context, rather than have
+// a reader goroutine hand each answer over: a task then costs a round trip
+// and no goroutine wakeups. Whatever else must end that wait — the task's
+// caller giving up, Close — cancels the read's context (slot.interrupt).
 func (s *slot) serve(w *workerProc, backlog []*task) (rest []*task, crashed bool) {
 	p := s.p
 	var inflight []*task // sent to w, unanswered, oldest first
-	var timer *time.Timer
-	var timerC <-chan time.Time
-	stopTimer := func() {
-		if timer != nil {
-			timer.Stop()
-			timer, timerC = nil, nil
-		}
-	}
-	defer stopTimer()
-	// armHead starts the timeout of the task at the head of the FIFO: it is
-	// the one the worker is running (workers run tasks in order).
+	// headDeadline is when the task at the head of the FIFO — the one the
+	// worker is running, as workers run tasks in order — times out.
+	var headDeadline time.Time
 	armHead := func() {
-		stopTimer()
+		headDeadline = time.Time{}
 		if len(inflight) == 0 {
 			return
 		}
 		h := inflight[0]
 		h.started = time.Now()
 		if h.timeout > 0 {
-			timer = time.NewTimer(h.timeout)
-			timerC = timer.C
+			headDeadline = h.started.Add(h.timeout)
 		}
 		if h.abandoned.Load() {
 			// Its caller gave up while it waited behind another task.
@@ -251,32 +254,37 @@ func (s *slot) serve(w *workerProc, backlog []*task) (rest []*task, crashed bool
 			}
 		}
 	}
-	var startC <-chan time.Time // StartTimeout for a worker expected to announce readiness
+	// startDeadline bounds the wait for a worker expected to announce
+	// readiness (the pool has seen workers do so).
+	var startDeadline time.Time
 	if p.speaksReady.Load() {
-		st := time.NewTimer(p.cfg.StartTimeout)
-		defer st.Stop()
-		startC = st.C
+		startDeadline = time.Now().Add(p.cfg.StartTimeout)
 	}
 
 	// finishTask completes the task answered by m.
 	finishTask := func(i int, m ipc.Message) {
 		tk := inflight[i]
+		if i == 0 && w.tasks > 0 {
+			// (A worker's first task may include its start-up.)
+			s.observe(time.Since(tk.started))
+		}
 		inflight = append(inflight[:i], inflight[i+1:]...)
-		if m.Kind == ipc.Error {
-			tk.finish(nil, ipc.DecodeError(m.Data))
-			p.failed.Add(1)
-		} else {
-			tk.finish(m.Data, nil)
-			p.completed.Add(1)
-		}
-		for _, f := range m.Files {
-			f.Close()
-		}
+		// Account first: a caller reading Stats after its result must see it.
 		p.lat.add(time.Since(tk.submitted))
 		w.tasks++
 		s.mu.Lock()
 		s.tasks = w.tasks
 		s.mu.Unlock()
+		for _, f := range m.Files {
+			f.Close()
+		}
+		if m.Kind == ipc.Error {
+			p.failed.Add(1)
+			tk.finish(nil, ipc.DecodeError(m.Data))
+		} else {
+			p.completed.Add(1)
+			tk.finish(m.Data, nil)
+		}
 		if p.cfg.MaxTasks > 0 && w.tasks >= p.cfg.MaxTasks {
 			w.retiring = true
 		}
@@ -301,7 +309,7 @@ func (s *slot) serve(w *workerProc, backlog []*task) (rest []*task, crashed bool
 		case m.IsReady():
 			if !w.ready {
 				w.ready = true
-				startC = nil
+				startDeadline = time.Time{}
 				p.speaksReady.Store(true)
 				armHead() // time spent starting up is not the task's
 			}
@@ -319,6 +327,17 @@ func (s *slot) serve(w *workerProc, backlog []*task) (rest []*task, crashed bool
 			f.Close()
 		}
 	}
+	// drain handles every message readable now; it returns the channel's
+	// error once it has ended.
+	drain := func() error {
+		for {
+			m, ok, err := w.ch.TryRecv()
+			if !ok {
+				return err
+			}
+			handle(m)
+		}
+	}
 	send := func(tk *task) bool {
 		// Publish the owner before the last abandoned check, so that a
 		// caller giving up from now on notifies this slot.
@@ -333,8 +352,8 @@ func (s *slot) serve(w *workerProc, backlog []*task) (rest []*task, crashed bool
 		if err != nil {
 			var tl *ipc.TooLargeError
 			if errors.Is(err, ipc.ErrBadMessage) || errors.As(err, &tl) {
-				tk.finish(nil, fmt.Errorf("pool: task not sent: %w", err))
 				p.failed.Add(1)
+				tk.finish(nil, fmt.Errorf("pool: task not sent: %w", err))
 				return true
 			}
 			// The channel is broken: the worker is going away; the task
@@ -353,9 +372,10 @@ func (s *slot) serve(w *workerProc, backlog []*task) (rest []*task, crashed bool
 		w.cmd.Kill()
 		w.ch.Close()
 		if len(inflight) > 0 {
-			inflight[0].finish(nil, headErr)
 			p.failed.Add(1)
+			inflight[0].finish(nil, headErr)
 			rest = append(rest, inflight[1:]...)
+			p.requeued.Add(uint64(len(inflight) - 1))
 		}
 		rest = append(rest, backlog...)
 		crashed = !w.answered
@@ -363,29 +383,29 @@ func (s *slot) serve(w *workerProc, backlog []*task) (rest []*task, crashed bool
 			p.cfg.OnWorkerExit(w.cmd.Process.Pid, headErr)
 		}
 	}
-	died := func() {
-		// Results written just before the exit may still be in the socket:
-		// let the reader reach the end of the channel first.
-		t := time.NewTimer(time.Second)
-		select {
-		case <-w.ch.Done():
-		case <-t.C:
-		}
-		t.Stop()
-		for {
-			m, ok, _ := w.ch.TryRecv()
-			if !ok {
-				break
+	// died handles a worker whose channel ended or whose process exited.
+	died := func(chErr error) {
+		// Answers written just before the exit may still be in the socket:
+		// read to the end of the channel (bounded), then judge.
+		if chErr == nil {
+			ctx, cancel := context.WithTimeout(p.quitCtx, time.Second)
+			for {
+				m, err := w.ch.Recv(ctx)
+				if err != nil {
+					chErr = err
+					break
+				}
+				handle(m)
 			}
-			handle(m)
+			cancel()
 		}
-		if err := w.ch.Err(); err != nil && errors.Is(err, ipc.ErrMalformed) || isTooLarge(err) {
-			end(&WorkerError{PID: w.cmd.Process.Pid, Reason: "broke the channel protocol", Err: err})
+		if errors.Is(chErr, ipc.ErrMalformed) || isTooLarge(chErr) {
+			end(&WorkerError{PID: w.cmd.Process.Pid, Reason: "broke the channel protocol", Err: chErr})
 			return
 		}
 		// The channel ended cleanly (or mid-message, as a crash leaves it):
 		// the process is exiting, and its status says why.
-		t = time.NewTimer(p.cfg.StopTimeout)
+		t := time.NewTimer(p.cfg.StopTimeout)
 		select {
 		case <-w.cmd.Done():
 		case <-t.C:
@@ -397,36 +417,60 @@ func (s *slot) serve(w *workerProc, backlog []*task) (rest []*task, crashed bool
 			exitErr = errors.New("exited with status 0")
 		}
 		if len(inflight) == 0 && len(backlog) == 0 {
-			// Nothing was lost; still report the exit.
-			end(exitErr)
+			end(exitErr) // nothing was lost; still report the exit
 			return
 		}
 		end(&WorkerError{PID: w.cmd.Process.Pid, Reason: "exited during the task", Err: exitErr})
 	}
-
-	// drain handles every message received so far; false means the
-	// channel has ended.
-	drain := func() bool {
-		for {
-			m, ok, err := w.ch.TryRecv()
-			if !ok {
-				return err == nil
-			}
-			handle(m)
+	// checkCancelled handles callers that gave up; it reports whether w
+	// was ended for it.
+	checkCancelled := func() bool {
+		select {
+		case <-s.cancelled:
+		default:
+			return false
 		}
+		if err := drain(); err != nil { // its result may be here already
+			died(err)
+			return true
+		}
+		if len(inflight) > 0 && inflight[0].abandoned.Load() {
+			// The running task's caller gave up: stop the work.
+			end(inflight[0].ctx.Err())
+			return true
+		}
+		// A task queued behind the running one was abandoned: it will run,
+		// and its result will be dropped.
+		return false
 	}
 
+	var poll *time.Ticker
 	s.setState("starting")
 	for {
 		// Send what this slot owes first, then take from the pool's queue.
-		canSend := len(inflight) < p.cfg.Pipeline && !w.retiring && (w.ready || !p.speaksReady.Load())
+		canSend := len(inflight) < s.depth() && !w.retiring && (w.ready || !p.speaksReady.Load())
 		for canSend && len(backlog) > 0 {
 			tk := backlog[0]
 			backlog = backlog[1:]
 			if !send(tk) {
 				break
 			}
-			canSend = len(inflight) < p.cfg.Pipeline
+			canSend = len(inflight) < s.depth()
+		}
+		for canSend && len(backlog) == 0 {
+			var tk *task
+			select {
+			case tk = <-p.queue:
+			default:
+			}
+			if tk == nil {
+				break
+			}
+			if !send(tk) {
+				died(nil)
+				return rest, crashed
+			}
+			canSend = len(inflight) < s.depth()
 		}
 		switch {
 		case len(inflight) > 0:
@@ -434,78 +478,138 @@ func (s *slot) serve(w *workerProc, backlog []*task) (rest []*task, crashed bool
 		case w.ready || w.answered:
 			s.setState("idle")
 		}
-		if len(inflight) == 0 && len(backlog) == 0 {
-			if w.retiring {
-				s.retire(w)
-				return rest, false
-			}
-			if p.draining() && len(p.queue) == 0 {
-				s.retire(w)
-				return rest, false
-			}
+		if p.aborted() {
+			end(ErrClosed)
+			failAll(rest, ErrClosed)
+			return nil, false
 		}
+		if checkCancelled() {
+			return rest, crashed
+		}
+		if len(inflight) == 0 && len(backlog) == 0 && (w.retiring || (p.draining() && len(p.queue) == 0)) {
+			s.retire(w)
+			return rest, false
+		}
+
+		if len(inflight) > 0 || !startDeadline.IsZero() {
+			// Answers (or the announcement of readiness) are due: read.
+			deadline := headDeadline
+			if !startDeadline.IsZero() && (deadline.IsZero() || startDeadline.Before(deadline)) {
+				deadline = startDeadline
+			}
+			m, err := s.recv(w, deadline)
+			switch {
+			case err == nil:
+				handle(m)
+				if err := drain(); err != nil {
+					died(err)
+					return rest, crashed
+				}
+			case errors.Is(err, context.DeadlineExceeded):
+				// An answer may have arrived just as the deadline passed.
+				if err := drain(); err != nil {
+					died(err)
+					return rest, crashed
+				}
+				now := time.Now()
+				if !headDeadline.IsZero() && !now.Before(headDeadline) {
+					h := inflight[0]
+					end(fmt.Errorf("%w after %v: worker %d and its process group were killed", ErrTimeout, now.Sub(h.started).Round(time.Millisecond), w.cmd.Process.Pid))
+					return rest, crashed
+				}
+				if !startDeadline.IsZero() && !now.Before(startDeadline) {
+					end(fmt.Errorf("pool: worker %d did not announce readiness within %v (Config.StartTimeout); killed", w.cmd.Process.Pid, p.cfg.StartTimeout))
+					return rest, true
+				}
+			case errors.Is(err, context.Canceled):
+				// Close, or a caller giving up: the checks above decide.
+			default:
+				died(err)
+				return rest, crashed
+			}
+			continue
+		}
+
+		// Idle: wait for work or for the worker to go. A worker that has
+		// not said anything yet is polled now and then, so that its
+		// announcement of readiness is seen without a task to wait for.
 		var queueC chan *task
-		if canSend && len(backlog) == 0 {
+		if canSend {
 			queueC = p.queue
 		}
+		var pollC <-chan time.Time
+		if !w.answered {
+			if poll == nil {
+				poll = time.NewTicker(startPoll)
+				defer poll.Stop()
+			}
+			pollC = poll.C
+		}
 		var closingC <-chan struct{}
-		if len(inflight) == 0 && len(backlog) == 0 && len(p.queue) == 0 {
+		if len(backlog) == 0 && len(p.queue) == 0 {
 			closingC = p.closing // wake an idle slot when Shutdown starts
 		}
 		select {
 		case tk := <-queueC:
 			if !send(tk) {
-				died()
+				died(nil)
 				return rest, crashed
 			}
-		case <-w.ch.Incoming():
-			if !drain() {
-				died()
-				return rest, crashed
-			}
-		case <-w.ch.Done():
-			died()
-			return rest, crashed
 		case <-w.cmd.Done():
-			died()
+			died(nil)
 			return rest, crashed
-		case <-timerC:
-			h := inflight[0]
-			// Its answer may have arrived just before the timer fired.
-			if !drain() {
-				died()
-				return rest, crashed
-			}
-			if len(inflight) == 0 || inflight[0] != h {
-				continue
-			}
-			end(fmt.Errorf("%w after %v: worker %d and its process group were killed", ErrTimeout, time.Since(h.started).Round(time.Millisecond), w.cmd.Process.Pid))
-			return rest, crashed
-		case <-startC:
-			end(fmt.Errorf("pool: worker %d did not announce readiness within %v (Config.StartTimeout); killed", w.cmd.Process.Pid, p.cfg.StartTimeout))
-			return rest, true
 		case <-s.cancelled:
-			if !drain() { // its result may be here already
-				died()
-				return rest, crashed
-			}
-			if len(inflight) > 0 && inflight[0].abandoned.Load() {
-				// The running task's caller gave up: stop the work.
-				end(inflight[0].ctx.Err())
-				return rest, false
-			}
-			// A task queued behind the running one was abandoned: it will
-			// run, and its result will be dropped.
+			// Stale: nothing of this worker's is running.
 		case <-s.recycle:
 			w.retiring = true
+		case <-pollC:
+			if err := drain(); err != nil {
+				died(err)
+				return rest, crashed
+			}
 		case <-closingC:
-			// Loop: the drain check at the top decides.
 		case <-p.quit:
-			end(ErrClosed)
-			failAll(rest, ErrClosed)
-			return nil, false
 		}
 	}
+}
+
+// startPoll is how often an idle worker that has not said anything yet is
+// checked for its announcement of readiness.
+const startPoll = 2 * time.Millisecond
+
+// recv reads w's next message, waiting until deadline (zero: no limit), or
+// until interrupt or Close cancels the wait.
+func (s *slot) recv(w *workerProc, deadline time.Time) (ipc.Message, error) {
+	var ctx context.Context
+	var cancel context.CancelFunc
+	if deadline.IsZero() {
+		ctx, cancel = context.WithCancel(s.p.quitCtx)
+	} else {
+		ctx, cancel = context.WithDeadline(s.p.quitCtx, deadline)
+	}
+	defer cancel()
+	s.waitMu.Lock()
+	s.waitCancel = cancel
+	s.waitMu.Unlock()
+	defer func() {
+		s.waitMu.Lock()
+		s.waitCancel = nil
+		s.waitMu.Unlock()
+	}()
+	// A caller that gave up before the wait was registered left its mark.
+	if len(s.cancelled) > 0 {
+		cancel()
+	}
+	return w.ch.Recv(ctx)
+}
+
+// interrupt ends the slot's current wait for its worker, if any.
+func (s *slot) interrupt() {
+	s.waitMu.Lock()
+	if s.waitCancel != nil {
+		s.waitCancel()
+	}
+	s.waitMu.Unlock()
 }
 
 func isTooLarge(err error) bool {
@@ -535,4 +639,27 @@ func (s *slot) retire(w *workerProc) {
 			p.cfg.OnWorkerExit(w.cmd.Process.Pid, w.cmd.Wait())
 		}
 	}()
+}
+
+// depth returns how many tasks the worker may have in flight now. Above
+// the cutoff, the round trip (tens of microseconds) no longer matters, and
+// a task should not wait behind a long one.
+func (s *slot) depth() int {
+	cut := s.p.cfg.PipelineCutoff
+	if cut > 0 && (s.taskTime == 0 || s.taskTime > cut) {
+		return 1 // unknown or long tasks: one at a time
+	}
+	return s.p.cfg.Pipeline
+}
+
+// observe records how long a task took on the worker.
+func (s *slot) observe(d time.Duration) {
+	if d <= 0 {
+		d = 1
+	}
+	if s.taskTime == 0 {
+		s.taskTime = d
+		return
+	}
+	s.taskTime += (d - s.taskTime) / 8
 }

@@ -35,7 +35,7 @@ import (
 const EnvWorker = "KIN_WORKER"
 
 // Handler runs one task and returns its result's payload, or an error that
-// the parent receives as the task's error. ctx ends when the parent goes away.
+// the parent receives as the task's error. ctx ends when serving ends.
 // In the JSON codec the payloads are JSON documents; Data may be nil when
 // the task carried none, and a nil result is sent as no data.
 type Handler func(ctx context.Context, t *Task) ([]byte, error)
@@ -86,26 +86,15 @@ func Serve(h Handler) error {
 }
 
 // ServeChannel is Serve on a given channel, which it does not close.
+// Tasks run one at a time, and the channel is read only between them (a
+// read per task, no goroutine handing messages over): a task runs to its
+// end even if the parent goes away meanwhile. Parents that must stop a
+// runaway task kill the worker: kin's pool does on timeout, and its workers
+// die with it.
 func ServeChannel(ch *ipc.Channel, h Handler) error {
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	// The channel ending (the parent closed it or died) cancels the running
-	// task's context: nobody is left to report to.
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		select {
-		case <-ch.Done():
-			cancel()
-		case <-stop:
-		}
-	}()
-	defer func() {
-		close(stop)
-		wg.Wait()
-	}()
+	defer cancel()                  // the tasks' context ends when serving does
+	recvCtx := context.Background() // no cancellation: Recv stays on its fast path
 	// Once the parent has closed the channel, failures to talk to it are
 	// the end of the conversation, not errors: EOF on reads, EPIPE or
 	// ECONNRESET on writes, whichever the race between them shows first.
@@ -120,7 +109,7 @@ func ServeChannel(ch *ipc.Channel, h Handler) error {
 		return gone(err)
 	}
 	for {
-		m, err := ch.Recv(ctx)
+		m, err := ch.Recv(recvCtx)
 		if err != nil {
 			return gone(err)
 		}

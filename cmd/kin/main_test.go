@@ -41,8 +41,10 @@ func TestMain(m *testing.M) {
 
 // kin runs the built binary with args and stdin, returning stdout, stderr
 // and the exit code.
-func kin(t *testing.T, stdin string, args ...string) (string, string, int) {
-	t.Helper()
+func kin(t testing.TB, stdin string, args ...string) (string, string, int) {
+	if t != nil {
+		t.Helper()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "kin"), args...)
@@ -54,7 +56,7 @@ func kin(t *testing.T, stdin string, args ...string) (string, string, int) {
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
 	} else if err != nil {
-		t.Fatalf("kin %v: %v", args, err)
+		panic(fmt.Sprintf("kin %v: %v", args, err))
 	}
 	return out.String(), errb.String(), code
 }

@@ -45,7 +45,7 @@ func runPool(ctx context.Context, e *env, args []string) error {
 	maxTasks := fs.Int("max-tasks", 0, "recycle a worker after this many tasks (0: never)")
 	maxMemory := fs.String("max-memory", "", "recycle a worker whose process tree uses more memory, e.g. 512M")
 	unordered := fs.Bool("unordered", false, "print results as they complete instead of in input order")
-	pipeline := fs.Int("pipeline", 1, "tasks sent ahead to each worker; more hides the round trip for tiny tasks")
+	pipeline := fs.Int("pipeline", pool.DefaultPipeline, "most tasks sent ahead to a worker, used while its tasks take under 1 ms (1: off)")
 	codec := fs.String("codec", "json", "channel codec: json (any language) or frame (Go workers)")
 	if err := parseFlags(fs, args); err != nil {
 		return err

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kinproc/kin/internal/kintest"
 )
@@ -198,5 +199,34 @@ func TestParseSize(t *testing.T) {
 		if _, err := parseSize(bad); err == nil {
 			t.Errorf("parseSize(%q) accepted", bad)
 		}
+	}
+}
+
+// BenchmarkPoolCLI runs kin pool as users do, with two Go workers (the
+// echo-worker example) over 100 000 tiny tasks, and reports tasks/s from
+// start to the last result (target ≥ 100 k/s). Compare BenchmarkPool in
+// bench/ for the library and the Node peers.
+func BenchmarkPoolCLI(b *testing.B) {
+	n := 100000
+	if b.N == 1 && testing.Short() {
+		n = 5000
+	}
+	in := tasks(n)
+	for _, codec := range []string{"json", "frame"} {
+		b.Run(codec, func(b *testing.B) {
+			var best time.Duration
+			for i := 0; i < b.N; i++ {
+				start := time.Now()
+				out, errOut, code := kin(nil, in, "pool", "-w", "2", "--codec", codec, "--", filepath.Join(binDir, "echo-worker"))
+				d := time.Since(start)
+				if code != 0 || strings.Count(out, "\n") != n {
+					b.Fatalf("exit %d, %d lines: %s", code, strings.Count(out, "\n"), errOut)
+				}
+				if best == 0 || d < best {
+					best = d
+				}
+			}
+			b.ReportMetric(float64(n)/best.Seconds(), "tasks/s")
+		})
 	}
 }

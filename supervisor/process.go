@@ -1,0 +1,418 @@
+package supervisor
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kinproc/kin/ipc"
+	"github.com/kinproc/kin/proc"
+)
+
+// process is one run of an instance: the child, its channel, its log
+// copiers and its readiness watch. Its goroutines are owned by its wg; stop
+// or the child's exit ends them, and release waits for them.
+type process struct {
+	cmd     *proc.Cmd
+	pid     int
+	started time.Time
+	kind    ReadyKind
+	preload bool // the Node preload is loaded: it drains on {"kin":"shutdown"}
+
+	ready     chan struct{}
+	readyOnce sync.Once
+	ctx       context.Context // ends when the process is released
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	notify    *net.UnixConn    // NOTIFY_SOCKET, when Ready is notify
+	logs      []io.WriteCloser // the log writers, closed once the copiers are done
+	pipes     []*os.File       // our ends of stdout and stderr
+	exitOnce  sync.Once
+	exitCause string // set by the supervisor when it killed the process on purpose (memory, not ready…)
+	mu        sync.Mutex
+
+	memRestart atomic.Bool // a restart for max_memory has been ordered
+}
+
+// spawnSpec is what start needs besides the AppSpec.
+type spawnSpec struct {
+	spec     *AppSpec
+	index    int
+	id       int
+	env      []string
+	files    []*os.File // inherited listening sockets (fds 3…)
+	outPath  string
+	errPath  string
+	preload  string // path of the Node preload, when the app is a clustered Node app
+	openLog  func(path string) (io.WriteCloser, error)
+	activate func(cmd *proc.Cmd) error // hands the listening sockets over (cluster.Activate)
+}
+
+// startProcess starts one run of an instance. The returned process is
+// running; its exit is seen on cmd.Done().
+func startProcess(ss spawnSpec) (_ *process, err error) {
+	spec := ss.spec
+	cmd := &proc.Cmd{
+		Path:       spec.Command[0],
+		Args:       spec.Command,
+		Env:        ss.env,
+		Dir:        spec.Cwd,
+		StderrTail: -1,
+		IPC:        &ipc.Config{Codec: ipc.JSON},
+		// Apps are the daemon's children; if the daemon is killed they go
+		// too, so that a restarted daemon never runs two copies of an app.
+		DieWithParent: true,
+	}
+	if sig, err := ParseSignal(spec.StopSignal); spec.StopSignal != "" && err == nil {
+		cmd.StopSignal = sig
+	}
+	cmd.StopTimeout = spec.KillTimeout.D()
+	if cmd.StopTimeout <= 0 {
+		cmd.StopTimeout = proc.DefaultStopTimeout
+	}
+	p := &process{cmd: cmd, kind: effectiveReady(spec), ready: make(chan struct{}), preload: ss.preload != ""}
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+	defer func() {
+		if err != nil {
+			p.cancel()
+			for _, f := range p.pipes {
+				f.Close()
+			}
+			for _, c := range p.logs {
+				c.Close()
+			}
+			if p.notify != nil {
+				p.notify.Close()
+			}
+		}
+	}()
+
+	// Logs: our own pipes, so that the child writes straight into them and
+	// a copier per stream frames lines into the log file.
+	var childEnds []*os.File
+	defer func() {
+		for _, f := range childEnds {
+			f.Close()
+		}
+	}()
+	for i, path := range []string{ss.outPath, ss.errPath} {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return nil, fmt.Errorf("supervisor: pipe: %w", err)
+		}
+		childEnds = append(childEnds, w)
+		p.pipes = append(p.pipes, r)
+		lw, err := ss.openLog(path)
+		if err != nil {
+			return nil, err
+		}
+		p.logs = append(p.logs, lw)
+		if i == 0 {
+			cmd.Stdout = w
+		} else {
+			cmd.Stderr = w
+		}
+	}
+	if p.kind == ReadyNotify {
+		addr := &net.UnixAddr{Net: "unixgram", Name: fmt.Sprintf("@kin-%d-%d-%d", os.Getpid(), ss.id, time.Now().UnixNano())}
+		conn, err := net.ListenUnixgram("unixgram", addr)
+		if err != nil {
+			return nil, fmt.Errorf("supervisor: notify socket: %w", err)
+		}
+		p.notify = conn
+		cmd.Env = append(cmd.Env, "NOTIFY_SOCKET="+addr.Name)
+	}
+	cmd.ExtraFiles = ss.files
+	if ss.activate != nil {
+		if err := ss.activate(cmd); err != nil {
+			return nil, err
+		}
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p.pid = cmd.Process.Pid
+	p.started = time.Now()
+	for _, f := range childEnds {
+		f.Close()
+	}
+	childEnds = nil
+
+	for i := range p.pipes {
+		r, w := p.pipes[i], p.logs[i]
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			io.Copy(w, r)
+		}()
+	}
+	if cmd.Channel != nil {
+		p.wg.Add(1)
+		go p.readChannel()
+	}
+	if p.notify != nil {
+		p.wg.Add(1)
+		go p.readNotify()
+	}
+	switch p.kind {
+	case ReadyAlive:
+		p.wg.Add(1)
+		go p.waitAlive(spec.Ready.Delay.D())
+	case ReadyHTTP, ReadyTCP:
+		p.wg.Add(1)
+		go p.probe(spec.Ready)
+	}
+	return p, nil
+}
+
+// effectiveReady is the readiness kind an app's instances are waited for with.
+func effectiveReady(s *AppSpec) ReadyKind {
+	switch {
+	case s.Ready.Kind != "":
+		return s.Ready.Kind
+	case s.WaitReady:
+		return ReadyIPC
+	case s.Port > 0 && isNode(s):
+		return ReadyListening
+	}
+	return ReadyAlive
+}
+
+func isNode(s *AppSpec) bool {
+	i := s.Interpreter
+	if i == "" && len(s.Command) > 0 {
+		i = s.Command[0]
+	}
+	base := i
+	for j := len(i) - 1; j >= 0; j-- {
+		if i[j] == '/' {
+			base = i[j+1:]
+			break
+		}
+	}
+	return base == "node" || base == "nodejs"
+}
+
+func (p *process) markReady() { p.readyOnce.Do(func() { close(p.ready) }) }
+
+// exited returns a channel closed when the process has exited and been reaped.
+func (p *process) exited() <-chan struct{} { return p.cmd.Done() }
+
+// readChannel reads the instance's IPC messages: readiness now, the bus later.
+func (p *process) readChannel() {
+	defer p.wg.Done()
+	ch := p.cmd.Channel
+	for {
+		m, err := ch.Recv(p.ctx)
+		if err != nil {
+			return
+		}
+		for _, f := range m.Files {
+			f.Close()
+		}
+		switch {
+		case m.IsReady():
+			if p.kind == ReadyIPC || p.kind == ReadyListening {
+				p.markReady()
+			}
+		case m.Kind == ipc.Plain && bytes.HasPrefix(m.Data, []byte("{")):
+			var v struct {
+				Kin string `json:"kin"`
+			}
+			if json.Unmarshal(m.Data, &v) == nil && v.Kin == "listening" && p.kind == ReadyListening {
+				p.markReady()
+			}
+		}
+	}
+}
+
+// readNotify reads sd_notify datagrams until the socket is closed.
+func (p *process) readNotify() {
+	defer p.wg.Done()
+	buf := make([]byte, 4096)
+	for {
+		n, err := p.notify.Read(buf)
+		if err != nil {
+			return
+		}
+		for _, line := range bytes.Split(buf[:n], []byte("\n")) {
+			if string(line) == "READY=1" {
+				p.markReady()
+			}
+		}
+	}
+}
+
+func (p *process) waitAlive(d time.Duration) {
+	defer p.wg.Done()
+	if d <= 0 {
+		p.markReady()
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		select {
+		case <-p.exited():
+		default:
+			p.markReady()
+		}
+	case <-p.exited():
+	case <-p.ctx.Done():
+	}
+}
+
+// probe polls an HTTP or TCP readiness endpoint until it answers.
+func (p *process) probe(r Readiness) {
+	defer p.wg.Done()
+	client := &http.Client{Timeout: time.Second}
+	defer client.CloseIdleConnections()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		ok := false
+		if r.Kind == ReadyHTTP {
+			req, _ := http.NewRequestWithContext(p.ctx, http.MethodGet, r.URL, nil)
+			if req != nil {
+				if resp, err := client.Do(req); err == nil {
+					io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+					resp.Body.Close()
+					ok = resp.StatusCode < 400
+				}
+			}
+		} else {
+			d := net.Dialer{Timeout: time.Second}
+			if c, err := d.DialContext(p.ctx, "tcp", r.Address); err == nil {
+				c.Close()
+				ok = true
+			}
+		}
+		if ok {
+			p.markReady()
+			return
+		}
+		select {
+		case <-tick.C:
+		case <-p.exited():
+			return
+		case <-p.ctx.Done():
+			return
+		}
+	}
+}
+
+// stop ends the process gracefully: a Node app under kin's preload gets
+// {"kin":"shutdown"} and drains; everything else gets the stop signal. After
+// the kill timeout the whole process group is SIGKILLed. It returns once
+// the process is reaped.
+func (p *process) stop(ctx context.Context, timeout time.Duration) {
+	if p.preload && p.cmd.Channel != nil {
+		sctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		err := p.cmd.Channel.Send(sctx, ipc.Message{Kind: ipc.Shutdown})
+		cancel()
+		if err == nil {
+			t := time.NewTimer(timeout)
+			select {
+			case <-p.exited():
+			case <-t.C:
+			case <-ctx.Done():
+			}
+			t.Stop()
+			select {
+			case <-p.exited():
+				return
+			default:
+			}
+			// It did not drain in time: the stop signal, then SIGKILL.
+			kctx, cancel := context.WithTimeout(ctx, time.Second)
+			defer cancel()
+			p.cmd.Stop(kctx)
+			return
+		}
+	}
+	p.cmd.Stop(ctx)
+}
+
+// exitDescription says how the process ended, for `kin ls` and describe.
+func (p *process) exitDescription() (desc string, code int, failed bool) {
+	p.mu.Lock()
+	cause := p.exitCause
+	p.mu.Unlock()
+	err := p.cmd.Wait()
+	var ee *proc.ExitError
+	switch {
+	case err == nil:
+		desc, code = "exit 0", 0
+	case errors.As(err, &ee) && ee.Signal != 0:
+		desc, code, failed = "signal "+signalName(ee.Signal), -1, true
+	case errors.As(err, &ee):
+		desc, code, failed = fmt.Sprintf("exit %d", ee.Code), ee.Code, true
+	default:
+		desc, code, failed = err.Error(), -1, true
+	}
+	if cause != "" {
+		desc, failed = cause+" ("+desc+")", true
+	}
+	return desc, code, failed
+}
+
+func (p *process) setCause(c string) {
+	p.mu.Lock()
+	if p.exitCause == "" {
+		p.exitCause = c
+	}
+	p.mu.Unlock()
+}
+
+// release waits for the process's goroutines after it exited and closes
+// what it held. It must be called once, after exited() is closed.
+func (p *process) release() {
+	p.cancel()
+	if p.notify != nil {
+		p.notify.Close()
+	}
+	// The copiers end at EOF, when every holder of the pipes has closed
+	// them; a grandchild that escaped the group may hold them longer, so
+	// bound the wait and then close our ends.
+	done := make(chan struct{})
+	go func() { p.wg.Wait(); close(done) }()
+	t := time.NewTimer(2 * time.Second)
+	select {
+	case <-done:
+	case <-t.C:
+		for _, f := range p.pipes {
+			f.Close()
+		}
+		<-done
+	}
+	t.Stop()
+	for _, f := range p.pipes {
+		f.Close()
+	}
+	for _, c := range p.logs {
+		c.Close()
+	}
+	if p.cmd.Channel != nil {
+		p.cmd.Channel.Close()
+	}
+}
+
+func signalName(s syscall.Signal) string {
+	if n := unix.SignalName(s); n != "" {
+		return n
+	}
+	return fmt.Sprintf("signal %d", int(s))
+}

@@ -2,7 +2,6 @@ package supervisor
 
 import (
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"strconv"
@@ -43,15 +42,4 @@ func (l *listenSocket) activate(cmd *proc.Cmd) error {
 
 func (s *Server) nodePreload() (string, error) {
 	return "", fmt.Errorf("supervisor: node preload not available yet")
-}
-
-type nopCloser struct{ io.Writer }
-
-func (nopCloser) Close() error { return nil }
-
-func (s *Server) openLog(path string) (io.WriteCloser, error) {
-	if path == "" {
-		return nopCloser{io.Discard}, nil
-	}
-	return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 }

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/kinproc/kin/supervisor/logfile"
 )
 
 // Errors.
@@ -71,6 +73,9 @@ type Server struct {
 
 	preloadMu   sync.Mutex
 	preloadPath string
+
+	logMu sync.Mutex
+	logs  map[string]*logfile.Writer // by path
 }
 
 // New returns a Server for cfg; nothing runs until Start.
@@ -92,6 +97,7 @@ func New(cfg Config) (*Server, error) {
 		logger: logger,
 		apps:   map[string]*app{},
 		stats:  map[int]sample{},
+		logs:   map[string]*logfile.Writer{},
 		nextID: 0,
 		quit:   make(chan struct{}),
 		ready:  make(chan struct{}),
@@ -131,6 +137,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	s.closeLogs(nil)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, a := range s.apps {
@@ -587,7 +594,9 @@ func (s *Server) Delete(ctx context.Context, target string) error {
 	var errs []error
 	for _, a := range apps {
 		s.stopSchedule(a)
+		logs, _ := s.LogFiles(a.name)
 		errs = append(errs, s.eachSlot(ctx, a, slotCmd{kind: cmdRemove}, false))
+		s.closeLogs(logs)
 		s.mu.Lock()
 		if a.sock != nil {
 			a.sock.Close()

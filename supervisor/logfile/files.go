@@ -33,11 +33,10 @@ func Files(path string) ([]string, error) {
 }
 
 // Truncate empties the log at path, as `kin flush` (and PM2's `pm2 flush`)
-// does: path is truncated to zero bytes, keeping its inode so that a Writer
-// or a `tail -f` that has it open goes on, and the rotated files are
-// removed. A missing path is not an error. To flush a log that a Writer in
-// this process holds open, call the Writer's Truncate instead, which also
-// resets its size accounting.
+// does, for a log no Writer has open: path is cut to zero bytes in place
+// (Follow notices when it sees the file shorter than what it has read) and
+// the rotated files are removed. A missing path is not an error. To flush a
+// log that a Writer of this process has open, call the Writer's Truncate.
 func Truncate(path string) error {
 	err := os.Truncate(path, 0)
 	if errors.Is(err, fs.ErrNotExist) {

@@ -38,9 +38,11 @@ const (
 // inotify: the checks it needs after each event are the same stat and read
 // that polling does, polling sees renames and truncations without a watch
 // on the directory, works on every file system, and costs two system calls
-// per file per interval. Two rotations within one interval, or a truncation
-// followed by more than the old size of new data within one interval, lose
-// records, as with `tail -F`.
+// per file per interval. When several rotations (or a flush and rotations)
+// happen within one interval, Follow reads the rotated files it did not see
+// open, as long as they are kept. It misses records when a file is cut in
+// place and grows back past the size it had within one interval, as `tail
+// -F` would; the Writer never cuts in place.
 func Follow(ctx context.Context, path string, fromEnd bool, fn func(Record) error) error {
 	return FollowMany(ctx, []string{path}, fromEnd, fn)
 }
@@ -146,9 +148,6 @@ func (f *follower) poll() (recs []Record, more bool, err error) {
 	if err != nil || n >= pollBudget {
 		return recs, err == nil, err
 	}
-	if n > 0 {
-		return recs, false, nil
-	}
 	// Caught up: has the path been rotated or truncated?
 	st, err := os.Stat(f.path)
 	switch {
@@ -164,7 +163,13 @@ func (f *follower) poll() (recs []Record, more bool, err error) {
 			return recs, false, err
 		}
 		recs = f.flushCarry(recs)
+		missed := f.missedFiles()
 		f.close()
+		for _, name := range missed {
+			if recs, err = f.readWhole(recs, name); err != nil {
+				return recs, false, err
+			}
+		}
 		return recs, true, nil
 	case st.Size() < f.off:
 		// Truncated: what is there now was written since.
@@ -232,4 +237,56 @@ func (f *follower) flushCarry(recs []Record) []Record {
 	r.Source = f.path
 	f.carry = f.carry[:0]
 	return append(recs, r)
+}
+
+// missedFiles returns, oldest first, the rotated files newer than the one
+// open: those that were created and rotated away between two polls.
+func (f *follower) missedFiles() []string {
+	rotated, err := rotatedFiles(f.path)
+	if err != nil || len(rotated) == 0 {
+		return nil
+	}
+	infos := make([]os.FileInfo, len(rotated))
+	for i, r := range rotated {
+		infos[i], _ = os.Stat(r.name)
+		if infos[i] != nil && os.SameFile(infos[i], f.fi) {
+			// Ours was rotated to Path.N: Path.N-1 to Path.1 came after.
+			missed := make([]string, 0, i)
+			for j := i - 1; j >= 0; j-- {
+				missed = append(missed, rotated[j].name)
+			}
+			return missed
+		}
+	}
+	// Ours was deleted: rotated past Keep, or flushed (the Writer then
+	// removes the rotated files too), so the rotated files there are now
+	// came after it. Unless it was removed by hand: then they are older,
+	// and their times tell.
+	last, err := f.f.Stat()
+	if err != nil {
+		return nil
+	}
+	var missed []string
+	for i := len(rotated) - 1; i >= 0; i-- {
+		if infos[i] != nil && !infos[i].ModTime().Before(last.ModTime()) {
+			missed = append(missed, rotated[i].name)
+		}
+	}
+	return missed
+}
+
+// readWhole appends the records of the file name, all of it, to recs.
+func (f *follower) readWhole(recs []Record, name string) ([]Record, error) {
+	file, err := os.Open(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return recs, nil
+	}
+	if err != nil {
+		return recs, wrapErr(name, err)
+	}
+	defer file.Close()
+	f.f, f.off = file, 0
+	recs, _, err = f.read(recs, -1)
+	f.f = nil
+	return f.flushCarry(recs), err
 }

@@ -448,17 +448,31 @@ func (w *Writer) checkFile(mono time.Time) {
 // rotate shifts Path.N to Path.N+1, dropping the oldest, moves Path to
 // Path.1 and opens a fresh Path.
 func (w *Writer) rotate() {
-	if w.keep > 0 {
-		if err := removeRotated(w.path, w.keep); err != nil {
-			w.fail(err)
-		}
-		for i := w.keep - 1; i >= 1; i-- {
-			w.rename(rotatedName(w.path, i), rotatedName(w.path, i+1))
-		}
-		w.rename(w.path, rotatedName(w.path, 1))
-	} else if err := os.Remove(w.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if w.keep <= 0 {
+		w.replace()
+		return
+	}
+	if err := removeRotated(w.path, w.keep); err != nil {
+		w.fail(err)
+	}
+	for i := w.keep - 1; i >= 1; i-- {
+		w.rename(rotatedName(w.path, i), rotatedName(w.path, i+1))
+	}
+	w.rename(w.path, rotatedName(w.path, 1))
+	w.reopen()
+}
+
+// replace removes Path and opens a fresh one.
+func (w *Writer) replace() {
+	if err := os.Remove(w.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		w.fail(wrapErr(w.path, err))
 	}
+	w.reopen()
+}
+
+// reopen opens Path, which rotate or replace has moved away, and closes the
+// old file.
+func (w *Writer) reopen() {
 	old := w.f
 	w.f, w.size = nil, 0
 	if err := w.open(); err != nil {
@@ -487,9 +501,11 @@ func (w *Writer) Rotate() error {
 	return w.takeErr()
 }
 
-// Truncate empties the log, as the package's Truncate does (`kin flush`):
-// the file is cut to zero bytes in place, so that readers following it
-// start again from its beginning, and the rotated files are removed. The
+// Truncate empties the log (`kin flush`, like PM2's `pm2 flush`): the file
+// is replaced by a new, empty one and the rotated files are removed. The
+// file is replaced rather than cut in place so that Follow sees the flush
+// as it sees a rotation, and cannot miss what is written right after it;
+// `tail -F` follows too, a plain `tail -f` stays with the old file. The
 // partial lines not yet written are kept.
 func (w *Writer) Truncate() error {
 	w.mu.Lock()
@@ -498,14 +514,7 @@ func (w *Writer) Truncate() error {
 		return w.closedErr("truncate")
 	}
 	w.err = nil
-	w.checkFile(time.Now())
-	if w.f != nil {
-		if err := w.f.Truncate(0); err != nil {
-			w.fail(wrapErr(w.path, err))
-		} else {
-			w.size = 0
-		}
-	}
+	w.replace()
 	if err := removeRotated(w.path, 1); err != nil {
 		w.fail(err)
 	}

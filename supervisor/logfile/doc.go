@@ -2,9 +2,11 @@
 // file for the stdout and one for the stderr of each instance, line-framed
 // with timestamps, rotated by size with a fixed number of old files kept.
 //
-// The daemon feeds a Writer with the raw bytes of a pipe (io.Copy(w, pipe));
-// `kin logs` reads the files back with Tail and Follow, or TailMany and
-// FollowMany for the time-ordered view of several files.
+// The daemon feeds a Writer with the raw bytes of a pipe (io.Copy(w, pipe)),
+// or several pipes through their own Inputs; `kin logs` reads the files back
+// with Tail and Follow, or TailMany and FollowMany for the time-ordered view
+// of several files; `kin flush` is Writer.Truncate, or Truncate for a log
+// no Writer has open.
 //
 // # Record format
 //

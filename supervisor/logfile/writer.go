@@ -81,6 +81,8 @@ type Config struct {
 // Exactly one Writer may write a path: Open refuses a path that another
 // Writer of this process has open, and nothing else should append to it.
 //
+// Get a Writer with Open; the zero Writer is not usable.
+//
 // A Writer notices within about a second that its file was removed or
 // renamed behind its back (rm, an external logrotate) and reopens the path,
 // recreating its directory. Data it could not write is dropped and reported
@@ -452,11 +454,18 @@ func (w *Writer) rotate() {
 		w.replace()
 		return
 	}
-	if err := removeRotated(w.path, w.keep); err != nil {
+	rotated, err := rotatedFiles(w.path)
+	if err != nil {
 		w.fail(err)
 	}
-	for i := w.keep - 1; i >= 1; i-- {
-		w.rename(rotatedName(w.path, i), rotatedName(w.path, i+1))
+	// Highest first, so that each name is free when its file moves there.
+	for i := len(rotated) - 1; i >= 0; i-- {
+		r := rotated[i]
+		if r.n < w.keep {
+			w.rename(r.name, rotatedName(w.path, r.n+1))
+		} else if err := os.Remove(r.name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			w.fail(wrapErr(r.name, err))
+		}
 	}
 	w.rename(w.path, rotatedName(w.path, 1))
 	w.reopen()

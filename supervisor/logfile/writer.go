@@ -111,7 +111,7 @@ type Writer struct {
 	def     Input       // what Write and ReadFrom feed
 	inputs  []*Input    // open inputs, def included
 	timer   *time.Timer // the idle flush
-	armed   bool        // timer is set, or its callback has not finished
+	armed   bool        // timer is set and its callback has not yet run
 	closed  bool
 }
 
@@ -126,6 +126,8 @@ type Input struct {
 	closed  bool
 }
 
+// openPaths holds the absolute paths of the open Writers. openMu is never
+// taken with a Writer's mu held, nor mu with openMu held.
 var (
 	openMu    sync.Mutex
 	openPaths = map[string]bool{}

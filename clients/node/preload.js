@@ -152,6 +152,8 @@
     // EADDRINUSE, as it would without kin).
     m.sock.used = true;
     adopt(this, m.sock);
+    // A server on a descriptor has no path to report: give address() one.
+    if (m.sock.network === 'unix') this._pipeName = m.sock.address;
     const opts = { fd: m.sock.fd };
     if (m.signal !== undefined) opts.signal = m.signal;
     return m.cb ? Reflect.apply(origListen, this, [opts, BACKLOG, m.cb])
@@ -297,6 +299,12 @@
 
   function drain(bySignal) {
     if (bySignal) exitWhenDrained = true;
+    if (finished) {
+      // Drained already, and left running for the app: a stop signal
+      // without an app handler ends it now.
+      if (exitWhenDrained) process.exit();
+      return;
+    }
     if (draining) return;
     draining = true;
     drainStart = now();

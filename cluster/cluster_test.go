@@ -33,14 +33,14 @@ func TestMain(m *testing.M) {
 
 // helperInfo is what the "serve" helper reports on its first line of stdout.
 type helperInfo struct {
-	PID        int    `json:"pid"`
-	ListenPID  bool   `json:"listen_pid"`  // LISTEN_PID was this process's pid
-	EnvUnset   bool   `json:"env_unset"`   // Listen removed the LISTEN_ variables
-	Inherited  bool   `json:"inherited"`   // the listener is on the socket the test bound
-	Inheritable []int `json:"inheritable"` // inherited descriptors a child would inherit in turn, after Listen
-	FDNames    string `json:"fdnames"`     // LISTEN_FDNAMES before Listen
-	Port       string `json:"port"`        // $PORT
-	ListenAddr string `json:"listen_addr"` // the listener's address
+	PID         int    `json:"pid"`
+	ListenPID   bool   `json:"listen_pid"`  // LISTEN_PID was this process's pid
+	EnvUnset    bool   `json:"env_unset"`   // Listen removed the LISTEN_ variables
+	Inherited   bool   `json:"inherited"`   // the listener is on the socket the test bound
+	Inheritable []int  `json:"inheritable"` // inherited descriptors a child would inherit in turn, after Listen
+	FDNames     string `json:"fdnames"`     // LISTEN_FDNAMES before Listen
+	Port        string `json:"port"`        // $PORT
+	ListenAddr  string `json:"listen_addr"` // the listener's address
 }
 
 // helperServe listens with cluster.Listen(args[0], args[1]) and serves HTTP,

@@ -440,15 +440,12 @@ func (d *decoder) stringList(a *app, k, v *value, split bool) ([]string, bool) {
 	case kindList:
 		out := make([]string, 0, len(v.list))
 		for i, e := range v.list {
-			switch e.kind {
-			case kindString, kindNumber:
-				out = append(out, e.text)
-			case kindBool:
-				out = append(out, strconv.FormatBool(e.b))
-			default:
+			s, ok := e.scalarText()
+			if !ok {
 				d.errorf(e, fmt.Sprintf("%s[%d]", a.key(k), i), "want a string, got %s", e.describe())
 				return nil, false
 			}
+			out = append(out, s)
 		}
 		return out, true
 	}
@@ -666,14 +663,11 @@ func (d *decoder) envMap(k, v *value, key string) (map[string]string, bool) {
 			ok = false
 			continue
 		}
-		switch val.kind {
-		case kindNull:
+		if text, scalar := val.scalarText(); scalar {
+			env[name.text] = text
+		} else if val.kind == kindNull {
 			env[name.text] = ""
-		case kindString, kindNumber:
-			env[name.text] = val.text
-		case kindBool:
-			env[name.text] = strconv.FormatBool(val.b)
-		default:
+		} else {
 			b, err := json.Marshal(val.toAny())
 			if err != nil {
 				d.errorf(name, vkey, "%v", err)
@@ -938,15 +932,17 @@ func (d *decoder) finish(a *app) {
 	s.Source = d.source
 
 	// Environment: env, then env_<profile> over it (PM2's --env).
-	if a.env != nil || a.profiles[d.opts.Profile] != nil {
-		s.Env = make(map[string]string, len(a.env))
+	var profile map[string]string
+	if d.opts.Profile != "" {
+		profile = a.profiles[d.opts.Profile]
+	}
+	if a.env != nil || profile != nil {
+		s.Env = make(map[string]string, len(a.env)+len(profile))
 		for k, v := range a.env {
 			s.Env[k] = v
 		}
-		if d.opts.Profile != "" {
-			for k, v := range a.profiles[d.opts.Profile] {
-				s.Env[k] = v
-			}
+		for k, v := range profile {
+			s.Env[k] = v
 		}
 	}
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -32,6 +33,7 @@ const (
 type value struct {
 	kind kind
 	text string // kindString: the string; kindNumber: the number in Go syntax
+	raw  string // kindNumber, kindBool: as written in a YAML file ("1.10", "0x1F", "True")
 	b    bool
 	list []*value
 	keys []*value // kindMap: the keys (kindString), in file order
@@ -50,6 +52,25 @@ func (v *value) get(key string) *value {
 	return nil
 }
 
+// scalarText returns a string, number or boolean as text: a number or
+// boolean as written in a YAML file, so that an env value 1.10 stays
+// "1.10". ok is false for anything else.
+func (v *value) scalarText() (s string, ok bool) {
+	switch v.kind {
+	case kindString:
+		return v.text, true
+	case kindNumber, kindBool:
+		if v.raw != "" {
+			return v.raw, true
+		}
+		if v.kind == kindBool {
+			return strconv.FormatBool(v.b), true
+		}
+		return v.text, true
+	}
+	return "", false
+}
+
 // describe says what v is, for "want X, got Y" messages.
 func (v *value) describe() string {
 	switch v.kind {
@@ -58,6 +79,9 @@ func (v *value) describe() string {
 	case kindBool:
 		return strconv.FormatBool(v.b)
 	case kindNumber:
+		if v.raw != "" {
+			return v.raw
+		}
 		return v.text
 	case kindString:
 		return strconv.Quote(v.text)
@@ -104,7 +128,7 @@ func (e *syntaxError) Error() string { return e.msg }
 
 // maxValues bounds the size of a decoded file, so that YAML aliases (which
 // may expand exponentially: "billion laughs") cannot exhaust memory.
-const maxValues = 1 << 20
+const maxValues = 1 << 17
 
 // parseYAML decodes a YAML document into a value tree. Aliases are expanded
 // and merge keys (<<) applied.
@@ -141,14 +165,15 @@ func decodeYAML(data []byte) (*yaml.Node, error) {
 
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
-// maxSearchLines bounds the search for a YAML error's line.
-const maxSearchLines = 2000
+// maxSearchBytes bounds the work spent finding a YAML error's line: the
+// bytes parsed again, in all.
+const maxSearchBytes = 8 << 20
 
 // yamlSyntaxError turns a parse error into a syntaxError. The yaml package
 // reports the line where the enclosing block or flow collection starts
 // (one too low, for parser errors), not where the problem is; the line
-// reported here is that of the shortest run of leading lines that fails
-// with the same problem.
+// reported here is the first from there on that ends a run of leading lines
+// failing with the same problem.
 func yamlSyntaxError(data []byte, err error) error {
 	var se *syntaxError
 	if errors.As(err, &se) {
@@ -160,20 +185,26 @@ func yamlSyntaxError(data []byte, err error) error {
 		line, _ = strconv.Atoi(m[1])
 		msg = m[2]
 	}
-	if bytes.Count(data, []byte{'\n'}) <= maxSearchLines {
-		n := 0
-		for end := 0; end < len(data); {
-			i := bytes.IndexByte(data[end:], '\n')
-			if i < 0 {
-				end = len(data)
-			} else {
-				end += i + 1
-			}
-			n++
-			if _, perr := decodeYAML(data[:end]); perr != nil && strings.HasSuffix(perr.Error(), msg) {
-				line = n
-				break
-			}
+	// Skip to the end of the line before the reported one.
+	n, end := 0, 0
+	for n+1 < line {
+		i := bytes.IndexByte(data[end:], '\n')
+		if i < 0 {
+			break
+		}
+		end += i + 1
+		n++
+	}
+	for budget := maxSearchBytes; end < len(data) && budget > 0; budget -= end {
+		i := bytes.IndexByte(data[end:], '\n')
+		if i < 0 {
+			end = len(data)
+		} else {
+			end += i + 1
+		}
+		n++
+		if _, perr := decodeYAML(data[:end]); perr != nil && strings.HasSuffix(perr.Error(), msg) {
+			return &syntaxError{line: n, msg: msg}
 		}
 	}
 	return &syntaxError{line: line, msg: msg}
@@ -190,7 +221,7 @@ func (c *yamlConverter) convert(n *yaml.Node, depth int) (*value, error) {
 	if depth > 1000 {
 		return nil, &syntaxError{line: n.Line, col: n.Column, msg: "nested too deeply"}
 	}
-	v := &value{line: n.Line, col: n.Column}
+	v := &value{line: n.Line, col: n.Column, raw: n.Value}
 	switch n.Kind {
 	case yaml.DocumentNode:
 		if len(n.Content) == 0 {
@@ -240,6 +271,7 @@ func (c *yamlConverter) mapping(v *value, n *yaml.Node, depth int) error {
 		return &syntaxError{line: n.Line, col: n.Column, msg: "malformed mapping"}
 	}
 	var merged []*value
+	seen := make(map[string]bool, len(n.Content)/2)
 	for i := 0; i < len(n.Content); i += 2 {
 		kn, vn := n.Content[i], n.Content[i+1]
 		if kn.Kind == yaml.ScalarNode && kn.ShortTag() == "!!merge" {
@@ -266,9 +298,10 @@ func (c *yamlConverter) mapping(v *value, n *yaml.Node, depth int) error {
 			return &syntaxError{line: kn.Line, col: kn.Column, msg: "a mapping key must be a plain value"}
 		}
 		key := &value{kind: kindString, text: kn.Value, line: kn.Line, col: kn.Column}
-		if prev := v.get(key.text); prev != nil {
+		if seen[key.text] {
 			return &syntaxError{line: kn.Line, col: kn.Column, msg: fmt.Sprintf("duplicate key %q", kn.Value)}
 		}
+		seen[key.text] = true
 		val, err := c.convert(vn, depth+1)
 		if err != nil {
 			return err
@@ -278,7 +311,8 @@ func (c *yamlConverter) mapping(v *value, n *yaml.Node, depth int) error {
 	}
 	for _, m := range merged {
 		for i, k := range m.keys {
-			if v.get(k.text) == nil {
+			if !seen[k.text] {
+				seen[k.text] = true
 				v.keys = append(v.keys, k)
 				v.vals = append(v.vals, m.vals[i])
 			}
@@ -336,15 +370,31 @@ func parseJSON(data []byte) (*value, error) {
 	}
 	start := p.skip(int(p.dec.InputOffset()))
 	if _, err := p.dec.Token(); !errors.Is(err, io.EOF) {
-		line, col := position(data, start)
+		line, col := p.pos(start)
 		return nil, &syntaxError{line: line, col: col, msg: "more data after the top-level value"}
 	}
 	return v, nil
 }
 
 type jsonParser struct {
-	data []byte
-	dec  *json.Decoder
+	data  []byte
+	dec   *json.Decoder
+	lines []int // offsets at which lines begin, for pos
+}
+
+// pos returns the line and column of offset off.
+func (p *jsonParser) pos(off int) (line, col int) {
+	if p.lines == nil {
+		p.lines = []int{0}
+		for i, c := range p.data {
+			if c == '\n' {
+				p.lines = append(p.lines, i+1)
+			}
+		}
+	}
+	off = min(max(off, 0), len(p.data))
+	i := sort.SearchInts(p.lines, off+1) - 1
+	return i + 1, off - p.lines[i] + 1
 }
 
 // skip returns the offset of the next token at or after off: the decoder's
@@ -371,7 +421,7 @@ func (p *jsonParser) value(depth int) (*value, error) {
 		return nil, err
 	}
 	v := &value{}
-	v.line, v.col = position(p.data, start)
+	v.line, v.col = p.pos(start)
 	switch t := tok.(type) {
 	case nil:
 		v.kind = kindNull
@@ -394,6 +444,7 @@ func (p *jsonParser) value(depth int) (*value, error) {
 			}
 		case '{':
 			v.kind = kindMap
+			seen := map[string]bool{}
 			for p.dec.More() {
 				kstart := p.skip(int(p.dec.InputOffset()))
 				kt, err := p.dec.Token()
@@ -401,10 +452,11 @@ func (p *jsonParser) value(depth int) (*value, error) {
 					return nil, err
 				}
 				k := &value{kind: kindString, text: kt.(string)}
-				k.line, k.col = position(p.data, kstart)
-				if v.get(k.text) != nil {
+				k.line, k.col = p.pos(kstart)
+				if seen[k.text] {
 					return nil, &syntaxError{line: k.line, col: k.col, msg: fmt.Sprintf("duplicate key %q", k.text)}
 				}
+				seen[k.text] = true
 				e, err := p.value(depth + 1)
 				if err != nil {
 					return nil, err
@@ -429,29 +481,16 @@ func (p *jsonParser) syntax(err error) error {
 	}
 	var js *json.SyntaxError
 	if errors.As(err, &js) {
-		// Offset counts the bytes read, the offending one included.
-		line, col := position(p.data, int(js.Offset)-1)
+		// Offset is that of the offending byte.
+		line, col := p.pos(int(js.Offset))
 		return &syntaxError{line: line, col: col, msg: js.Error()}
 	}
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		line, col := position(p.data, len(p.data))
+		line, col := p.pos(len(p.data))
 		if len(bytes.TrimSpace(p.data)) == 0 {
 			return &syntaxError{line: line, col: col, msg: "empty file: want a JSON object with an apps list"}
 		}
 		return &syntaxError{line: line, col: col, msg: "unexpected end of file"}
 	}
 	return &syntaxError{msg: err.Error()}
-}
-
-// position returns the 1-based line and column (in bytes) of offset off.
-func position(data []byte, off int) (line, col int) {
-	if off > len(data) {
-		off = len(data)
-	}
-	if off < 0 {
-		off = 0
-	}
-	line = 1 + bytes.Count(data[:off], []byte{'\n'})
-	col = off - bytes.LastIndexByte(data[:off], '\n')
-	return line, col
 }

@@ -199,6 +199,11 @@ func (s *AppSpec) Validate() error {
 	default:
 		return fmt.Errorf("supervisor: app %s: ready kind %q: want alive, ipc, notify, listening, http or tcp", s.Name, s.Ready.Kind)
 	}
+	if s.Cron != "" {
+		if err := ParseCron(s.Cron); err != nil {
+			return fmt.Errorf("supervisor: app %s: %w", s.Name, err)
+		}
+	}
 	if s.StopSignal != "" {
 		if _, err := ParseSignal(s.StopSignal); err != nil {
 			return fmt.Errorf("supervisor: app %s: stop_signal: %w", s.Name, err)

@@ -510,3 +510,43 @@ func tryBind(port int) error {
 	}
 	return l.Close()
 }
+
+func TestCronAndWatchRestart(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, supervisor.Config{})
+	cronSpec := helperSpec("cronned", "sleep")
+	cronSpec.Cron = "@every 1s"
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "app.conf"), []byte("v1"), 0o600)
+	os.Mkdir(filepath.Join(dir, "node_modules"), 0o700)
+	watchSpec := helperSpec("watched", "sleep")
+	watchSpec.Cwd = dir
+	watchSpec.Watch = []string{"."}
+	infos, err := s.StartApps(ctxT(t), []supervisor.AppSpec{cronSpec, watchSpec}, supervisor.StartOptions{Wait: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kintest.WaitFor(t, 10*time.Second, "cron restart", func() bool {
+		in := instances(s, "cronned")[0]
+		return in.Restarts >= 1 && strings.HasPrefix(in.LastExit, "cron @every 1s")
+	})
+	// A change under node_modules is ignored; one in the app's files is not.
+	os.WriteFile(filepath.Join(dir, "node_modules", "x.js"), []byte("x"), 0o600)
+	time.Sleep(600 * time.Millisecond) // a restart, if any, would be ordered by now
+	if in := instances(s, "watched")[0]; in.PID != infos[1].PID {
+		t.Fatalf("restarted for a change in node_modules: %+v", in)
+	}
+	os.WriteFile(filepath.Join(dir, "app.conf"), []byte("v2"), 0o600)
+	kintest.WaitFor(t, 10*time.Second, "watch restart", func() bool {
+		in := instances(s, "watched")[0]
+		return in.PID != infos[1].PID && in.Status == supervisor.StatusOnline && strings.Contains(in.LastExit, "app.conf changed")
+	})
+	// Stopped apps are not restarted by their schedule.
+	if err := s.Stop(ctxT(t), "cronned"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if in := instances(s, "cronned")[0]; in.Status != supervisor.StatusStopped {
+		t.Fatalf("stopped app restarted by cron: %+v", in)
+	}
+}

@@ -207,8 +207,10 @@ func (c *Client) Kill(ctx context.Context) error {
 		return err
 	}
 	c.Close()
+	// The daemon holds the home's lock until it has exited (a zombie, which
+	// an init that does not reap leaves behind, holds nothing).
 	for {
-		if err := syscall.Kill(ping.PID, 0); err != nil {
+		if daemonGone(c.home) {
 			return nil
 		}
 		select {
@@ -217,6 +219,20 @@ func (c *Client) Kill(ctx context.Context) error {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
+}
+
+// daemonGone reports whether no process holds the home's daemon lock.
+func daemonGone(home string) bool {
+	f, err := os.OpenFile(supervisor.LockPath(home), os.O_RDWR, 0)
+	if err != nil {
+		return true
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return false
+	}
+	syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	return true
 }
 
 // EnsureDaemon returns once a daemon answers for the client's home, starting

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/user"
+	"sync"
+	"time"
+
+	"github.com/kinproc/kin/supervisor"
+)
+
+func init() {
+	register(&command{name: "daemon", summary: "run the daemon in the foreground", run: runDaemon})
+	register(&command{name: "kill", summary: "stop every app and the daemon", run: runKill})
+	register(&command{name: "startup", summary: "print a systemd unit that runs the daemon at boot", run: runStartup})
+}
+
+const daemonAbout = `Run the kin daemon in the foreground: it serves $KIN_HOME/kin.sock (default
+~/.kin) and runs the apps. The other commands start it in the background on
+first use; run it yourself under systemd (kin startup) or to watch its log.
+SIGTERM or SIGINT stops every app, then the daemon.`
+
+func runDaemon(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "daemon", "[--resurrect]", daemonAbout)
+	resurrect := fs.Bool("resurrect", false, "start the apps saved by kin save")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	home, err := kinHome()
+	if err != nil {
+		return err
+	}
+	ctl, err := supervisor.ListenControl(home)
+	if err != nil {
+		if errors.Is(err, supervisor.ErrDaemonRunning) {
+			return &exitError{code: exitFailure, err: fmt.Errorf("a daemon already runs for %s (kin kill stops it)", home)}
+		}
+		return err
+	}
+	defer ctl.Close()
+	logger := slog.New(slog.NewTextHandler(e.stderr, nil))
+	srv, err := supervisor.New(supervisor.Config{Home: home, Logger: logger})
+	if err != nil {
+		return err
+	}
+	srv.Start()
+	v, _ := versionInfo()
+	killed := make(chan struct{})
+	var killOnce sync.Once
+	httpSrv := &http.Server{
+		Handler: srv.Handler(supervisor.HandlerOptions{
+			Version: v,
+			Kill:    func() { killOnce.Do(func() { close(killed) }) },
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	served := make(chan error, 1)
+	go func() { served <- httpSrv.Serve(ctl) }()
+	logger.Info("kin daemon ready", "home", home, "pid", os.Getpid(), "version", v)
+	if *resurrect {
+		if _, err := srv.Resurrect(ctx); err != nil {
+			logger.Warn("resurrect", "err", err)
+		}
+	}
+	select {
+	case <-ctx.Done():
+		logger.Info("signal: stopping every app")
+	case <-killed:
+		logger.Info("kill: stopping every app")
+	case err := <-served:
+		logger.Error("control socket", "err", err)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	err = srv.Shutdown(sctx)
+	hctx, hcancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer hcancel()
+	httpSrv.Shutdown(hctx)
+	logger.Info("kin daemon stopped")
+	return err
+}
+
+func runKill(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "kill", "", "Stop every app (gracefully) and the daemon.")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	c, err := daemonClient(ctx, e, false)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.Kill(ctx); err != nil {
+		if isNoDaemon(err) {
+			fmt.Fprintln(e.stdout, "no daemon running")
+			return nil
+		}
+		return apiError(err)
+	}
+	fmt.Fprintln(e.stdout, "daemon stopped")
+	return nil
+}
+
+func runStartup(ctx context.Context, e *env, args []string) error {
+	fs := newFlags(e, "startup", "", `Print a systemd unit that runs the daemon at boot and starts the apps
+saved with kin save. Install it with:
+  kin startup | sudo tee /etc/systemd/system/kin.service && sudo systemctl enable --now kin`)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	home, err := kinHome()
+	if err != nil {
+		return err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	u, err := user.Current()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, `[Unit]
+Description=kin process manager
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=simple
+User=%s
+Environment=KIN_HOME=%s
+ExecStart=%s daemon --resurrect
+ExecStop=%s kill
+KillMode=mixed
+TimeoutStopSec=120
+Restart=on-failure
+
+[Install]
+WantedBy=multi-user.target
+`, u.Username, home, exe, exe)
+	return nil
+}

@@ -122,4 +122,3 @@ func runLogs(ctx context.Context, e *env, args []string) error {
 	}
 	return err
 }
-

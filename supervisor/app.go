@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kinproc/kin/cluster"
 	"github.com/kinproc/kin/proc"
 )
 
@@ -141,24 +142,13 @@ func (s *Server) instanceEnv(spec *AppSpec, sl *slot) []string {
 
 // withNodePreload adds `--require path` to NODE_OPTIONS.
 func withNodePreload(env []string, path string) []string {
-	opt := "--require " + quoteNodeOption(path)
 	for i, kv := range env {
 		if v, ok := strings.CutPrefix(kv, "NODE_OPTIONS="); ok {
-			env[i] = "NODE_OPTIONS=" + opt + " " + v
+			env[i] = "NODE_OPTIONS=" + cluster.NodeOptions(v, path)
 			return env
 		}
 	}
-	return append(env, "NODE_OPTIONS="+opt)
-}
-
-// quoteNodeOption quotes a value for NODE_OPTIONS, which splits on spaces
-// and honours double quotes with backslash escapes.
-func quoteNodeOption(s string) string {
-	if !strings.ContainsAny(s, " \t\"\\") {
-		return s
-	}
-	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`)
-	return `"` + r.Replace(s) + `"`
+	return append(env, "NODE_OPTIONS="+cluster.NodeOptions("", path))
 }
 
 // logPath is where an instance's stdout ("out") or stderr ("err") goes.

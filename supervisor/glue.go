@@ -1,45 +1,50 @@
 package supervisor
 
 import (
-	"fmt"
-	"net"
 	"os"
-	"strconv"
+	"path/filepath"
 
+	"github.com/kinproc/kin/cluster"
 	"github.com/kinproc/kin/proc"
 )
 
 // listenSocket is an app's listening socket, owned by the supervisor and
-// handed to every instance.
+// handed to every instance (see package cluster); host and port are what it
+// was bound for, to notice a changed spec.
 type listenSocket struct {
 	host string
 	port int
-	file *os.File
+	*cluster.Socket
 }
 
 func bindSocket(host string, port int) (*listenSocket, error) {
-	l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
-	if err != nil {
-		return nil, fmt.Errorf("listen on port %d: %w", port, err)
-	}
-	f, err := l.(*net.TCPListener).File()
-	l.Close()
+	s, err := cluster.Bind(cluster.Spec{Host: host, Port: port})
 	if err != nil {
 		return nil, err
 	}
-	return &listenSocket{host: host, port: port, file: f}, nil
+	return &listenSocket{host: host, port: port, Socket: s}, nil
 }
 
-func (l *listenSocket) Close() error { return l.file.Close() }
+func (l *listenSocket) activate(cmd *proc.Cmd) error { return cluster.Activate(cmd, l.Socket) }
 
-func (l *listenSocket) activate(cmd *proc.Cmd) error {
-	cmd.ExtraFiles = append([]*os.File{l.file}, cmd.ExtraFiles...)
-	cmd.Env = append(cmd.Env, "LISTEN_FDS=1", "LISTEN_FDNAMES=http", "KIN_LISTEN="+strconv.Itoa(l.port))
-	cmd.Args = append([]string{"/bin/sh", "-c", `LISTEN_PID=$$; export LISTEN_PID; exec "$0" "$@"`}, cmd.Args...)
-	cmd.Path = "/bin/sh"
-	return nil
-}
-
+// nodePreload writes kin's Node preload into Home/lib (or a directory under
+// the system's temporary one without a Home) and returns its path.
 func (s *Server) nodePreload() (string, error) {
-	return "", fmt.Errorf("supervisor: node preload not available yet")
+	s.preloadMu.Lock()
+	defer s.preloadMu.Unlock()
+	if s.preloadPath != "" {
+		if _, err := os.Stat(s.preloadPath); err == nil {
+			return s.preloadPath, nil
+		}
+	}
+	dir := filepath.Join(os.TempDir(), "kin-lib")
+	if s.cfg.Home != "" {
+		dir = filepath.Join(s.cfg.Home, "lib")
+	}
+	p, err := cluster.WriteNodePreload(dir)
+	if err != nil {
+		return "", err
+	}
+	s.preloadPath = p
+	return p, nil
 }

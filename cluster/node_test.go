@@ -3,10 +3,18 @@ package cluster_test
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -290,7 +298,7 @@ func TestNodeOwnMessageListener(t *testing.T) {
 // rawConn is a keep-alive HTTP/1.1 client connection read by hand, to see
 // the Connection header and the moment the server closes.
 type rawConn struct {
-	c net.Conn
+	c net.Conn // plain TCP or TLS
 	r *bufio.Reader
 }
 
@@ -580,5 +588,142 @@ func TestZeroDropReload(t *testing.T) {
 		if st.byPID[strconv.Itoa(p)] == 0 {
 			t.Errorf("new instance %d served nothing", p)
 		}
+	}
+}
+
+// TestNodeHTTPS: an HTTPS server is adopted too, and its drain answers the
+// next request with Connection: close and closes an idle TLS connection
+// after the grace period.
+func TestNodeHTTPS(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	keyFile, certFile, pool := selfSigned(t)
+	s := bind(t, cluster.Spec{Host: "127.0.0.1"})
+	env := []string{"TLS_KEY=" + keyFile, "TLS_CERT=" + certFile, "KIN_IDLE_GRACE_MS=300"}
+	in := startNode(t, "testdata/https.js", env, []*cluster.Socket{s})
+	waitListening(t, ctx, in)
+	pid := strconv.Itoa(in.Process.Pid)
+
+	dial := func() *rawConn {
+		c, err := tls.Dial("tcp", s.Addr().String(), &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		rc := &rawConn{c: c, r: bufio.NewReader(c)}
+		if err := rc.send("/"); err != nil {
+			t.Fatal(err)
+		}
+		if body, conn, err := rc.read(); err != nil || body != pid || conn != "" {
+			t.Fatalf("before the drain: %q, Connection %q, %v", body, conn, err)
+		}
+		return rc
+	}
+	reuse, idle := dial(), dial()
+	if err := in.Channel.Send(ctx, ipc.Message{Kind: ipc.Shutdown}); err != nil {
+		t.Fatal(err)
+	}
+	if err := reuse.send("/"); err != nil {
+		t.Fatal(err)
+	}
+	if body, conn, err := reuse.read(); err != nil || body != pid || conn != "close" {
+		t.Errorf("next request during the drain: %q, Connection %q, %v", body, conn, err)
+	}
+	if _, err := idle.closed(10 * time.Second); err != nil {
+		t.Errorf("idle TLS connection: %v", err)
+	}
+	if err := waitExit(t, in, 10*time.Second); err != nil {
+		t.Error(err)
+	}
+}
+
+// selfSigned writes a self-signed certificate for 127.0.0.1 and its key,
+// and returns their files and a pool that trusts the certificate.
+func selfSigned(t *testing.T) (keyFile, certFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "kin test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	keyFile, certFile = filepath.Join(dir, "key.pem"), filepath.Join(dir, "cert.pem")
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	return keyFile, certFile, pool
+}
+
+// TestNodeClusterModule: an app running Node's cluster module itself works
+// under kin: the primary's round-robin listener uses kin's socket, both
+// workers serve, and shutdown ends the primary with status 0.
+func TestNodeClusterModule(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	s := bind(t, cluster.Spec{Host: "127.0.0.1"})
+	in := startNode(t, "testdata/node-cluster.js", nil, []*cluster.Socket{s})
+	waitListening(t, ctx, in)
+	seen := map[string]bool{}
+	kintest.WaitFor(t, 30*time.Second, "two workers to answer", func() bool {
+		body, err := get(ctx, url(s))
+		if err == nil {
+			seen[body] = true
+		}
+		return len(seen) >= 2
+	})
+	if seen[strconv.Itoa(in.Process.Pid)] {
+		t.Errorf("the primary answered: %v", seen)
+	}
+	if err := in.Channel.Send(ctx, ipc.Message{Kind: ipc.Shutdown}); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitExit(t, in, 15*time.Second); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestNodeDrainTimeout: a request that outlasts KIN_DRAIN_TIMEOUT_MS is
+// cut, and the app exits.
+func TestNodeDrainTimeout(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	s := bind(t, cluster.Spec{Host: "127.0.0.1"})
+	const timeout = 500 * time.Millisecond
+	in := startNode(t, "testdata/drain.js", []string{"KIN_DRAIN_TIMEOUT_MS=500"}, []*cluster.Socket{s})
+	waitListening(t, ctx, in)
+	rc := dialRaw(t, s.Addr().String())
+	rc.send("/slow?ms=60000")
+	time.Sleep(100 * time.Millisecond) // let the request reach the app: nothing to poll for
+	t0 := time.Now()
+	in.Channel.Send(ctx, ipc.Message{Kind: ipc.Shutdown})
+	if err := waitExit(t, in, 10*time.Second); err != nil {
+		t.Error(err)
+	}
+	if d := time.Since(t0); d < timeout {
+		t.Errorf("exited after %v, before the drain timeout %v", d, timeout)
+	}
+	if _, err := rc.closed(5 * time.Second); err != nil {
+		t.Errorf("the cut connection: %v", err)
 	}
 }

@@ -67,6 +67,12 @@ type Socket struct {
 // Bind creates the listening socket described by spec: SO_REUSEADDR, and a
 // backlog of the system's somaxconn, as net.Listen does.
 func Bind(spec Spec) (*Socket, error) {
+	return bind(spec, false)
+}
+
+// bind is Bind, with SO_REUSEPORT when reusePort (for measurements: one
+// socket per instance slot instead of one shared by all).
+func bind(spec Spec, reusePort bool) (*Socket, error) {
 	if spec.Path != "" {
 		if spec.Host != "" || spec.Port != 0 {
 			return nil, fmt.Errorf("cluster: bind: a unix socket (path %q) takes no host or port", spec.Path)
@@ -83,7 +89,15 @@ func Bind(spec Spec) (*Socket, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // host name lookup
 	defer cancel()
 	addr := net.JoinHostPort(spec.Host, strconv.Itoa(spec.Port))
-	ln, err := new(net.ListenConfig).Listen(ctx, "tcp", addr)
+	lc := new(net.ListenConfig)
+	if reusePort {
+		lc.Control = func(_, _ string, c syscall.RawConn) error {
+			var err error
+			c.Control(func(fd uintptr) { err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1) })
+			return err
+		}
+	}
+	ln, err := lc.Listen(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: bind %s: %w", addr, err)
 	}

@@ -311,6 +311,10 @@
     if (!bySignal) exitWhenDrained = !appHandlesShutdown();
     for (const st of servers) {
       if (st.server.listening) startDrain(st);
+      else if (st.listened && !st.server._handle && !st.server._connections) st.closed = true;
+      // (A server that listened and has no handle left and no connection
+      // is closed, or had its handle taken by Node's cluster module, whose
+      // round-robin primary accepts for its workers: nothing to drain.)
     }
     ticker = setInterval(tick, Math.max(10, Math.min(100, IDLE_GRACE / 4)));
     ticker.unref();
@@ -354,11 +358,14 @@
     }
   }
 
+  // forceClose ends a drain that took too long: the connections left are
+  // closed, and the drain is over whether or not every server said so.
   function forceClose() {
     for (const st of servers) {
       for (const c of st.conns) c.destroy();
       for (const c of st.raw) c.destroy();
     }
+    setImmediate(finish); // after the 'close' events that may finish it first
   }
 
   function maybeFinished() {
@@ -368,6 +375,11 @@
       // got its 'error' event.)
       if (!st.closed && (st.listened || st.server._handle)) return;
     }
+    finish();
+  }
+
+  function finish() {
+    if (finished) return;
     finished = true;
     clearInterval(ticker);
     clearTimeout(deadline);

@@ -8,8 +8,11 @@ import (
 	"net/http"
 	"os"
 	"os/user"
+	"strconv"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/kinproc/kin/supervisor"
 )
@@ -35,6 +38,7 @@ func runDaemon(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	closeInheritedFDs()
 	ctl, err := supervisor.ListenControl(home)
 	if err != nil {
 		if errors.Is(err, supervisor.ErrDaemonRunning) {
@@ -144,4 +148,21 @@ Restart=on-failure
 WantedBy=multi-user.target
 `, u.Username, home, exe, exe)
 	return nil
+}
+
+// closeInheritedFDs marks every descriptor above stderr close-on-exec, so
+// that what the daemon's own parent leaked to it (a shell's or a CI
+// runner's pipes) is not passed on to every app it starts.
+func closeInheritedFDs() {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil || fd <= 2 {
+			continue
+		}
+		unix.CloseOnExec(fd)
+	}
 }

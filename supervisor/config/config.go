@@ -159,6 +159,28 @@ func load(name, path string, data []byte, opts Options) (*File, error) {
 	return f, nil
 }
 
+// configNames are the files Find looks for, in order.
+var configNames = []string{
+	"kin.yaml", "kin.yml", "kin.json",
+	"ecosystem.config.js", "ecosystem.config.cjs", "ecosystem.config.mjs",
+	"ecosystem.config.json", "ecosystem.config.yaml", "ecosystem.config.yml",
+	"ecosystem.json",
+}
+
+// Find returns the path of the config file in dir: the first of kin.yaml,
+// kin.yml, kin.json, ecosystem.config.js (.cjs, .mjs, .json, .yaml, .yml)
+// and ecosystem.json that exists. When there is none the error wraps
+// fs.ErrNotExist.
+func Find(dir string) (string, error) {
+	for _, name := range configNames {
+		p := filepath.Join(dir, name)
+		if st, err := os.Stat(p); err == nil && !st.IsDir() {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s: no kin.yaml, kin.json or ecosystem.config.js: %w", dir, fs.ErrNotExist)
+}
+
 // formatOf returns the format of a file called name.
 func formatOf(name, explicit string) (string, error) {
 	switch explicit {

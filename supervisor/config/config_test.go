@@ -718,3 +718,75 @@ func TestYAMLAliasBomb(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestJSConsoleLog: what a config prints does not get in the way, nor do
+// the timers it leaves behind.
+func TestJSConsoleLog(t *testing.T) {
+	t.Parallel()
+	node := kintest.Node(t)
+	src := "console.log('loading config'); process.stdout.write('{');\nsetInterval(() => {}, 1000);\nmodule.exports = {apps: [{script: 'a.js', env: {HOME_DIR: process.env.HOME}}]};\n"
+	f, err := LoadBytes("ecosystem.config.cjs", []byte(src), Options{Node: node, Dir: "/srv", Timeout: nodeTimeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Apps) != 1 || f.Apps[0].Name != "a" || f.Apps[0].Env["HOME_DIR"] != os.Getenv("HOME") {
+		t.Errorf("Apps = %+v", f.Apps)
+	}
+}
+
+// TestPM2TextScript: PM2 runs a text file with no known extension with node
+// (Express's bin/www); kin does so in PM2 files, unless the file is
+// executable and starts with #!.
+func TestPM2TextScript(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	files := map[string]struct {
+		data string
+		mode os.FileMode
+	}{
+		"www":     {"var app = require('../app');\n", 0o644},
+		"shebang": {"#!/usr/bin/env node\nrequire('../app');\n", 0o755},
+		"plain":   {"#!/bin/sh\necho hi\n", 0o644},
+		"binary":  {"\x7fELF\x02\x01\x01\x00\x00", 0o755},
+	}
+	for name, f := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(f.data), f.mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		file, script string
+		command      []string
+	}{
+		{"ecosystem.config.json", "www", []string{"node", dir + "/www"}},
+		{"ecosystem.config.json", "shebang", []string{dir + "/shebang"}},
+		{"ecosystem.config.json", "plain", []string{"node", dir + "/plain"}},
+		{"ecosystem.config.json", "binary", []string{dir + "/binary"}},
+		{"ecosystem.config.json", "missing", []string{"missing"}},
+		{"kin.json", "www", []string{dir + "/www"}},
+	}
+	for _, tt := range tests {
+		data := `{"apps": [{"script": "` + tt.script + `"}]}`
+		f, err := LoadBytes(tt.file, []byte(data), Options{Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := f.Apps[0].Command; !reflect.DeepEqual(got, tt.command) {
+			t.Errorf("%s: script %s: command %q, want %q", tt.file, tt.script, got, tt.command)
+		}
+	}
+}
+
+func TestFind(t *testing.T) {
+	t.Parallel()
+	if p, err := Find("testdata"); err != nil || p != filepath.Join("testdata", "kin.yaml") {
+		t.Errorf("Find(testdata) = %q, %v", p, err)
+	}
+	if p, err := Find("testdata/esm"); err != nil || p != filepath.Join("testdata", "esm", "ecosystem.config.mjs") {
+		t.Errorf("Find(testdata/esm) = %q, %v", p, err)
+	}
+	dir := t.TempDir()
+	if _, err := Find(dir); !errors.Is(err, fs.ErrNotExist) || err.Error() != dir+": no kin.yaml, kin.json or ecosystem.config.js: file does not exist" {
+		t.Errorf("Find(empty dir) error = %v", err)
+	}
+}

@@ -26,6 +26,8 @@ type Error struct {
 	Err error
 }
 
+// Error formats e as "file:line:column: key: message", leaving out what is
+// unknown.
 func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString(location(e.File, e.Line, e.Column))
@@ -60,6 +62,8 @@ type ErrorList []*Error
 // the file is probably not a config file at all.
 const maxErrors = 10
 
+// Error formats the first ten errors, one a line, and says how many more
+// there are.
 func (l ErrorList) Error() string {
 	var b strings.Builder
 	for i, e := range l {

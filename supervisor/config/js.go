@@ -15,10 +15,12 @@ import (
 )
 
 // evalScript is the program node runs to evaluate a JavaScript config: it
-// imports the file (CommonJS or ES module, as Node decides for that file),
-// takes module.exports or the default export, and prints it as JSON. Errors
+// imports the file (argv[1]; CommonJS or ES module, as Node decides for that
+// file), takes module.exports or the default export, and writes it as JSON
+// to the file argv[2] (stdout is the config's own, for console.log). Errors
 // are left uncaught so that node prints them with the file's line.
 const evalScript = `import { pathToFileURL } from "node:url";
+import { writeFileSync } from "node:fs";
 const ns = await import(pathToFileURL(process.argv[1]).href);
 const v = ns.default !== undefined ? ns.default : ns;
 let out;
@@ -28,7 +30,8 @@ try {
   process.stderr.write("cannot turn the exported value into JSON: " + e.message + "\n");
   process.exit(1);
 }
-process.stdout.write(out === undefined ? "null" : out, () => process.exit(0));
+writeFileSync(process.argv[2], out === undefined ? "null" : out);
+process.exit(0);
 `
 
 // defaultTimeout bounds a JavaScript evaluation when Options.Timeout is 0.
@@ -38,13 +41,13 @@ const defaultTimeout = 10 * time.Second
 // returns what it exports, as JSON. path is the file on disk; when empty,
 // data is evaluated from a temporary copy. Errors are *Error.
 func evalJS(name, path string, data []byte, opts Options) ([]byte, error) {
+	tmp, err := os.MkdirTemp("", "kin-config-")
+	if err != nil {
+		return nil, &Error{File: name, Msg: err.Error(), Err: err}
+	}
+	defer os.RemoveAll(tmp)
 	if path == "" {
-		dir, err := os.MkdirTemp("", "kin-config-")
-		if err != nil {
-			return nil, &Error{File: name, Msg: err.Error(), Err: err}
-		}
-		defer os.RemoveAll(dir)
-		path = filepath.Join(dir, filepath.Base(name))
+		path = filepath.Join(tmp, filepath.Base(name))
 		if err := os.WriteFile(path, data, 0o600); err != nil {
 			return nil, &Error{File: name, Msg: err.Error(), Err: err}
 		}
@@ -53,6 +56,7 @@ func evalJS(name, path string, data []byte, opts Options) ([]byte, error) {
 	if err != nil {
 		return nil, &Error{File: name, Msg: err.Error(), Err: err}
 	}
+	outFile := filepath.Join(tmp, "exports.json")
 	node := opts.Node
 	if node == "" {
 		node = "node"
@@ -63,14 +67,18 @@ func evalJS(name, path string, data []byte, opts Options) ([]byte, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "--input-type=module", "-e", evalScript, abs)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	// A config that leaves a child holding node's pipes must not hang us.
+	cmd := exec.CommandContext(ctx, node, "--input-type=module", "-e", evalScript, abs, outFile)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	// A config that leaves a child holding node's stderr must not hang us.
 	cmd.WaitDelay = time.Second
 	err = cmd.Run()
 	if err == nil {
-		return stdout.Bytes(), nil
+		out, err := os.ReadFile(outFile)
+		if err != nil {
+			return nil, &Error{File: name, Msg: "node wrote no exports: " + err.Error(), Err: err}
+		}
+		return out, nil
 	}
 	if ctx.Err() != nil {
 		return nil, &Error{File: name, Msg: fmt.Sprintf("node did not finish evaluating it within %v%s", timeout, tail(stderr.Bytes())), Err: ctx.Err()}
@@ -162,6 +170,9 @@ var indexRE = regexp.MustCompile(`\[\d+\]$`)
 // → env), searching from the line that names app (when found) onwards;
 // without such a line, only a key that occurs once in the file is found.
 func (l *jsLocator) find(path, app string) (line, col int) {
+	if path == "" {
+		return 0, 0 // the whole file
+	}
 	if l.lines == nil {
 		l.lines = strings.Split(string(l.src), "\n")
 	}

@@ -727,3 +727,23 @@ func TestNodeDrainTimeout(t *testing.T) {
 		t.Errorf("the cut connection: %v", err)
 	}
 }
+
+// TestNodeWorkerThread: only the main thread takes kin's sockets.
+func TestNodeWorkerThread(t *testing.T) {
+	t.Parallel()
+	s := bind(t, cluster.Spec{Host: "127.0.0.1"})
+	in := start(t, startOpts{
+		path:    kintest.Node(t),
+		args:    []string{"testdata/worker-thread.js"},
+		preload: preload(t),
+		channel: true,
+		stdout:  true,
+	}, s)
+	out, _ := io.ReadAll(in.out)
+	if err := in.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("worker: EADDRINUSE\nmain: %d\n", s.Port()); string(out) != want {
+		t.Errorf("output %q, want %q", out, want)
+	}
+}

@@ -141,7 +141,15 @@
       const want = pathModule.resolve(path);
       sock = sockets.find((s) => !s.used && s.network === 'unix' && s.path === want);
     }
-    return sock ? { sock, cb, signal } : null;
+    // A worker thread shares the process's descriptors but not this
+    // bookkeeping: only the main thread takes kin's sockets.
+    return sock && isMainThread() ? { sock, cb, signal } : null;
+  }
+
+  let mainThread;
+  function isMainThread() {
+    if (mainThread === undefined) mainThread = require('worker_threads').isMainThread;
+    return mainThread;
   }
 
   function listen(...args) {

@@ -23,8 +23,15 @@
 // Loading changes nothing: the caller decides what to start or stop with
 // the result. A file with any error yields no apps, and the error names the
 // file, line, column and key of every problem found ("kin.yaml:9:5:
-// apps[0].restart_dealy: unknown key (did you mean restart_delay?)"). Keys
-// that kin accepts from PM2 but that change nothing come back as warnings.
+// apps[0].restart_dealy: unknown key (did you mean restart_delay?)").
+// Errors begin with that location rather than with the package's name: it
+// is what the reader acts on. Keys that kin accepts from PM2 but that
+// change nothing come back as warnings.
+//
+// Where PM2 and kin differ, a file follows PM2: instances 0 means one per
+// CPU, port also sets PORT in the app's environment, and a PM2 ecosystem
+// file (named ecosystem.* or written in JavaScript) stops its apps with
+// SIGINT unless it says otherwise.
 package config
 
 import (
@@ -66,9 +73,10 @@ type File struct {
 	// Path is the file's absolute path, or the name given to LoadBytes when
 	// that is not a path ("-").
 	Path string
-	// Apps are the apps, in file order, validated; never empty unless the
-	// file holds only NATS settings. Each app's Source is Path, its Cwd is
-	// absolute, and its Command resolved (see Resolve).
+	// Apps are the apps, in file order, validated; empty only when the
+	// file's apps list is (a file may hold NATS settings alone). Each app's
+	// Source is Path, its Cwd is absolute, and its Command resolved (see
+	// Resolve).
 	Apps []supervisor.AppSpec
 	// NATS is the top-level nats mapping as JSON, for the queue; nil when
 	// absent.

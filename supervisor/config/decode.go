@@ -108,20 +108,22 @@ func (d *decoder) decodeFile(root *value) *File {
 		return nil
 	}
 	if apps != nil {
+		var decoded []*app
 		switch apps.kind {
 		case kindList:
+			for i, v := range apps.list {
+				if a := d.decodeApp(fmt.Sprintf("apps[%d]", i), v); a != nil {
+					decoded = append(decoded, a)
+				}
+			}
+		case kindMap: // one app, as PM2 allows
+			if a := d.decodeApp("apps", apps); a != nil {
+				decoded = append(decoded, a)
+			}
 		case kindNull:
-			apps = &value{kind: kindList}
 		default:
 			d.errorf(root.keys[slices.Index(root.vals, apps)], "apps", "want a list of apps, got %s", apps.describe())
 			return nil
-		}
-		var decoded []*app
-		for i, v := range apps.list {
-			a := d.decodeApp(i, v)
-			if a != nil {
-				decoded = append(decoded, a)
-			}
 		}
 		if len(d.errs) == 0 {
 			d.checkApps(decoded)
@@ -180,8 +182,9 @@ func (d *decoder) claim(a *app, setting string, k *value) bool {
 	return true
 }
 
-func (d *decoder) decodeApp(i int, v *value) *app {
-	a := &app{v: v, path: fmt.Sprintf("apps[%d]", i), claimed: map[string]*value{}, nerrs: len(d.errs)}
+// decodeApp reads the app v, whose key path is path ("apps[1]").
+func (d *decoder) decodeApp(path string, v *value) *app {
+	a := &app{v: v, path: path, claimed: map[string]*value{}, nerrs: len(d.errs)}
 	d.appName = ""
 	if v.kind != kindMap {
 		d.errorf(v, a.path, "want a mapping, got %s", v.describe())

@@ -146,7 +146,6 @@ type app struct {
 	spec supervisor.AppSpec
 
 	claimed map[string]*value // setting → the key that set it
-	keyOf   map[string]*value // canonical key → the key as written
 	nerrs   int               // errors before this app
 
 	nameKey    *value

@@ -53,9 +53,9 @@ func location(file string, line, col int) string {
 	return file
 }
 
-// ErrorList is every problem found in a file, in file order; Load returns
-// one (never empty) when the file is wrong. Its message has a line per
-// error (an error from node may quote several lines of node's output).
+// ErrorList is every problem found in a file, in the order found; Load
+// returns one (never empty) when the file is wrong. Its message has a line
+// per error (an error from node may quote several lines of node's output).
 type ErrorList []*Error
 
 // maxErrors is how many errors a list reports before giving up: past that

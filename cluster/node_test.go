@@ -557,12 +557,19 @@ func TestZeroDropReload(t *testing.T) {
 	var st loadStats
 	wait := runLoad(loadCtx, url(s), 50, &st)
 	defer wait()
-	progress := func(n int64) {
+	// progress lets the load run for at least d and n more answers.
+	progress := func(d time.Duration, n int64) {
 		t.Helper()
 		target := st.ok.Load() + n
+		timer := time.NewTimer(d)
+		defer timer.Stop()
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+		}
 		kintest.WaitFor(t, 20*time.Second, fmt.Sprintf("%d more answers", n), func() bool { return st.ok.Load() >= target })
 	}
-	progress(500)
+	progress(700*time.Millisecond, 500)
 	var news []int
 	for _, old := range olds {
 		n := startNode(t, exampleNode(t), nil, []*cluster.Socket{s})
@@ -576,7 +583,7 @@ func TestZeroDropReload(t *testing.T) {
 			t.Errorf("old instance %d: %v, want a clean exit by itself", old.Process.Pid, err)
 		}
 		t.Logf("pid %d drained and exited in %v", old.Process.Pid, time.Since(t0).Round(time.Millisecond))
-		progress(500)
+		progress(700*time.Millisecond, 500)
 	}
 	stopLoad()
 	wait()

@@ -127,6 +127,12 @@ func (s *Server) instanceEnv(spec *AppSpec, sl *slot) []string {
 	env["KIN_INSTANCE"] = idx
 	env["KIN_APP_NAME"] = spec.Name
 	env["KIN_ID"] = strconv.Itoa(sl.id)
+	if isPython(spec) {
+		if _, set := spec.Env["PYTHONUNBUFFERED"]; !set {
+			// Lines reach the log as they are printed, as under a terminal.
+			env["PYTHONUNBUFFERED"] = "1"
+		}
+	}
 	if spec.Port > 0 {
 		if _, set := spec.Env["PORT"]; !set {
 			env["PORT"] = strconv.Itoa(spec.Port)

@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -191,18 +193,23 @@ func effectiveReady(s *AppSpec) ReadyKind {
 }
 
 func isNode(s *AppSpec) bool {
+	base := interpreterBase(s)
+	return base == "node" || base == "nodejs"
+}
+
+func isPython(s *AppSpec) bool {
+	base := interpreterBase(s)
+	return base == "python" || strings.HasPrefix(base, "python3")
+}
+
+// interpreterBase is the base name of the app's interpreter, or of its
+// program when it has none.
+func interpreterBase(s *AppSpec) string {
 	i := s.Interpreter
 	if i == "" && len(s.Command) > 0 {
 		i = s.Command[0]
 	}
-	base := i
-	for j := len(i) - 1; j >= 0; j-- {
-		if i[j] == '/' {
-			base = i[j+1:]
-			break
-		}
-	}
-	return base == "node" || base == "nodejs"
+	return filepath.Base(i)
 }
 
 func (p *process) markReady() { p.readyOnce.Do(func() { close(p.ready) }) }

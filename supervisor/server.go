@@ -310,6 +310,20 @@ func (s *Server) startApp(ctx context.Context, spec *AppSpec) error {
 	same := specEqual(a.spec, spec)
 	s.mu.Unlock()
 	if same {
+		// A stopped (or resurrected-as-stopped) app: its socket and
+		// schedule went with the stop.
+		s.mu.Lock()
+		a.want = true
+		s.mu.Unlock()
+		if err := s.ensureSocket(a); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		hasSched := a.sched != nil
+		s.mu.Unlock()
+		if !hasSched {
+			s.startSchedule(a)
+		}
 		return s.eachSlot(ctx, a, slotCmd{kind: cmdStart}, false)
 	}
 	return s.updateApp(ctx, a, spec)

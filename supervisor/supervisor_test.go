@@ -424,6 +424,9 @@ func TestSaveResurrect(t *testing.T) {
 	home := t.TempDir()
 	s := newServer(t, supervisor.Config{Home: home})
 	a, b := helperSpec("a", "sleep"), helperSpec("b", "sleep")
+	// Regression: a resurrected cluster app got no socket (it was added
+	// stopped, then started without binding its port).
+	a.Port = freePort(t)
 	if _, err := s.StartApps(ctxT(t), []supervisor.AppSpec{a, b}, supervisor.StartOptions{Wait: true}); err != nil {
 		t.Fatal(err)
 	}
@@ -448,6 +451,19 @@ func TestSaveResurrect(t *testing.T) {
 	list := s2.List()
 	if len(list) != 2 || list[0].Name != "a" || list[1].Name != "b" || list[1].Status != supervisor.StatusStopped {
 		t.Fatalf("resurrected: %+v", list)
+	}
+	if err := tryBind(a.Port); err == nil {
+		t.Fatalf("port %d of the resurrected app is not bound", a.Port)
+	}
+	// Stopped, then started again: the socket comes back.
+	if err := s2.Stop(ctxT(t), "a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s2.StartApps(ctxT(t), []supervisor.AppSpec{a}, supervisor.StartOptions{Wait: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tryBind(a.Port); err == nil {
+		t.Fatalf("port %d not bound after stop and start", a.Port)
 	}
 }
 

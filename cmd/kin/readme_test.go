@@ -55,10 +55,27 @@ func TestReadme(t *testing.T) {
 		t.Fatalf("README must open with exactly the build+run and the test commands, got %q", first)
 	}
 	blocks[0] = first[0] + "\n"
+	// The process-manager examples make their own KIN_HOME with mktemp:
+	// keep those under a directory of this test, and kill any daemon a
+	// failed block left behind.
+	tmp, err := os.MkdirTemp("", "kinreadme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		homes, _ := os.ReadDir(tmp)
+		for _, h := range homes {
+			kill := exec.Command(filepath.Join(root, "bin", "kin"), "kill")
+			kill.Env = append(os.Environ(), "KIN_HOME="+filepath.Join(tmp, h.Name()))
+			kill.Run()
+		}
+		os.RemoveAll(tmp)
+	})
 	for i, b := range blocks {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		cmd := exec.CommandContext(ctx, "bash", "-eo", "pipefail", "-c", b)
 		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
 		out, err := cmd.CombinedOutput()
 		cancel()
 		if err != nil {

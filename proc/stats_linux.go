@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -51,7 +52,9 @@ type Snapshot struct {
 
 var (
 	pageSize = uint64(os.Getpagesize())
-	bootTime = readBootTime()
+	// bootTime is read on first use: every kin command links this package,
+	// and most never look at a process's start time.
+	bootTime = sync.OnceValue(readBootTime)
 )
 
 const userHZ = 100 // USER_HZ, fixed at 100 on Linux for /proc
@@ -102,7 +105,7 @@ func fromStat(st procfs.ProcStat) *Process {
 		CPU:        ticks(uint64(st.UTime) + uint64(st.STime)),
 		RSS:        uint64(max(st.RSS, 0)) * pageSize,
 		NumThreads: st.NumThreads,
-		Start:      bootTime.Add(ticks(st.Starttime)),
+		Start:      bootTime().Add(ticks(st.Starttime)),
 	}
 }
 

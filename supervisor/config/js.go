@@ -107,10 +107,10 @@ func tail(stderr []byte) string {
 var (
 	// nodeHeaderRE matches the first line of an uncaught error node prints:
 	// "/path/file.js:4" or "file:///path/file.mjs:4".
-	nodeHeaderRE = regexp.MustCompile(`^(?:file://)?(.+):(\d+)$`)
+	nodeHeaderRE = lazyRegexp(`^(?:file://)?(.+):(\d+)$`)
 	// nodeErrorRE matches the line naming the error: "SyntaxError: …",
 	// "Error [ERR_MODULE_NOT_FOUND]: …".
-	nodeErrorRE = regexp.MustCompile(`^(?:[A-Za-z_$][\w$]*)(?: \[[A-Z0-9_]+\])?: `)
+	nodeErrorRE = lazyRegexp(`^(?:[A-Za-z_$][\w$]*)(?: \[[A-Z0-9_]+\])?: `)
 )
 
 // nodeError makes an Error of what node printed on stderr for a config
@@ -164,7 +164,7 @@ type jsLocator struct {
 	lines []string
 }
 
-var indexRE = regexp.MustCompile(`\[\d+\]$`)
+var indexRE = lazyRegexp(`\[\d+\]$`)
 
 // find returns the line and column of the last key in path ("apps[1].env"
 // → env), searching from the line that names app (when found) onwards;

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -163,7 +162,7 @@ func decodeYAML(data []byte) (*yaml.Node, error) {
 	return &doc, nil
 }
 
-var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+var yamlLineRE = lazyRegexp(`^yaml: line (\d+): (.*)$`)
 
 // maxSearchBytes bounds the work spent finding a YAML error's line: the
 // bytes parsed again, in all.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,6 +43,35 @@ func init() {
 		}
 		ch.Send(context.Background(), ipc.Message{Kind: ipc.Ready})
 		select {}
+	})
+	// notify: says READY=1 on $NOTIFY_SOCKET after the given delay.
+	kintest.Register("notify", func(args []string) {
+		d, _ := time.ParseDuration(args[0])
+		time.Sleep(d)
+		conn, err := net.Dial("unixgram", os.Getenv("NOTIFY_SOCKET"))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		conn.Write([]byte("STATUS=starting\nREADY=1"))
+		conn.Close()
+		select {}
+	})
+	// serve: listens on the given address after a delay; /health answers
+	// 200.
+	kintest.Register("serve", func(args []string) {
+		d, _ := time.ParseDuration(args[1])
+		time.Sleep(d)
+		l, err := net.Listen("tcp", args[0])
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/health" {
+				http.NotFound(w, r)
+			}
+		}))
 	})
 	// grandchild: starts a sleeping grandchild, writes its pid to a file.
 	kintest.Register("grandchild", func(args []string) {
@@ -565,4 +595,46 @@ func TestCronAndWatchRestart(t *testing.T) {
 	if in := instances(s, "cronned")[0]; in.Status != supervisor.StatusStopped {
 		t.Fatalf("stopped app restarted by cron: %+v", in)
 	}
+}
+
+func TestReadinessKinds(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, supervisor.Config{})
+	const delay = 300 * time.Millisecond
+	notify := helperSpec("notify", "notify", delay.String())
+	notify.Ready.Kind = supervisor.ReadyNotify
+	addr1 := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	probeHTTP := helperSpec("probe-http", "serve", addr1, delay.String())
+	probeHTTP.Ready = supervisor.Readiness{Kind: supervisor.ReadyHTTP, URL: "http://" + addr1 + "/health"}
+	addr2 := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	probeTCP := helperSpec("probe-tcp", "serve", addr2, delay.String())
+	probeTCP.Ready = supervisor.Readiness{Kind: supervisor.ReadyTCP, Address: addr2}
+	alive := helperSpec("alive", "sleep")
+	alive.Ready = supervisor.Readiness{Kind: supervisor.ReadyAlive, Delay: supervisor.Duration(delay)}
+	for _, spec := range []supervisor.AppSpec{notify, probeHTTP, probeTCP, alive} {
+		start := time.Now()
+		if _, err := s.StartApps(ctxT(t), []supervisor.AppSpec{spec}, supervisor.StartOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if in := instances(s, spec.Name)[0]; in.Status != supervisor.StatusStarting {
+			t.Fatalf("%s: %s before it could be ready", spec.Name, in.Status)
+		}
+		if err := s.WaitOnline(ctxT(t), spec.Name); err != nil {
+			t.Fatalf("%s: %v", spec.Name, err)
+		}
+		if d := time.Since(start); d < delay {
+			t.Fatalf("%s online after %v, before its %v delay", spec.Name, d, delay)
+		}
+	}
+	// An instance that never gets ready is stopped and counts as a crash.
+	never := helperSpec("never-ready", "sleep")
+	never.Ready = supervisor.Readiness{Kind: supervisor.ReadyNotify, Timeout: supervisor.Duration(200 * time.Millisecond)}
+	never.Restart = supervisor.RestartNever
+	if _, err := s.StartApps(ctxT(t), []supervisor.AppSpec{never}, supervisor.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	kintest.WaitFor(t, 10*time.Second, "never-ready errored", func() bool {
+		in := instances(s, "never-ready")[0]
+		return in.Status == supervisor.StatusErrored && strings.HasPrefix(in.LastExit, "not ready within 200ms")
+	})
 }

@@ -97,6 +97,12 @@ func (a *app) spawn(sl *slot) (*process, error) {
 			}
 			ss.preload = path
 			ss.env = withNodePreload(ss.env, path)
+			if !hasVar(ss.env, "KIN_DRAIN_TIMEOUT_MS") {
+				// The preload closes what is left of its connections and
+				// exits a little before the kill timeout's SIGKILL.
+				d := a.killTimeout() - a.killTimeout()/10
+				ss.env = append(ss.env, fmt.Sprintf("KIN_DRAIN_TIMEOUT_MS=%d", d.Milliseconds()))
+			}
 		}
 	}
 	p, err := startProcess(ss)
@@ -178,4 +184,13 @@ func (s *Server) logPath(spec *AppSpec, sl *slot, stream string) string {
 		return ""
 	}
 	return filepath.Join(s.cfg.Home, "logs", fmt.Sprintf("%s-%d.%s.log", spec.Name, sl.index, stream))
+}
+
+func hasVar(env []string, name string) bool {
+	for _, kv := range env {
+		if strings.HasPrefix(kv, name+"=") {
+			return true
+		}
+	}
+	return false
 }

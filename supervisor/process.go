@@ -46,6 +46,9 @@ type process struct {
 	mu        sync.Mutex
 
 	memRestart atomic.Bool // a restart for max_memory has been ordered
+
+	drained   chan struct{} // closed when the Node preload reports {"kin":"drained"}
+	drainOnce sync.Once
 }
 
 // spawnSpec is what start needs besides the AppSpec.
@@ -84,7 +87,7 @@ func startProcess(ss spawnSpec) (_ *process, err error) {
 	if cmd.StopTimeout <= 0 {
 		cmd.StopTimeout = proc.DefaultStopTimeout
 	}
-	p := &process{cmd: cmd, kind: effectiveReady(spec), ready: make(chan struct{}), preload: ss.preload != ""}
+	p := &process{cmd: cmd, kind: effectiveReady(spec), ready: make(chan struct{}), drained: make(chan struct{}), preload: ss.preload != ""}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
@@ -238,8 +241,16 @@ func (p *process) readChannel() {
 			var v struct {
 				Kin string `json:"kin"`
 			}
-			if json.Unmarshal(m.Data, &v) == nil && v.Kin == "listening" && p.kind == ReadyListening {
+			if json.Unmarshal(m.Data, &v) != nil {
+				continue
+			}
+			switch {
+			case v.Kin == "listening" && p.kind == ReadyListening:
 				p.markReady()
+			case v.Kin == "drained":
+				// The preload finished draining an app that has its own
+				// signal handlers: it is time for the stop signal.
+				p.drainOnce.Do(func() { close(p.drained) })
 			}
 		}
 	}
@@ -334,6 +345,7 @@ func (p *process) stop(ctx context.Context, timeout time.Duration) {
 			t := time.NewTimer(timeout)
 			select {
 			case <-p.exited():
+			case <-p.drained:
 			case <-t.C:
 			case <-ctx.Done():
 			}
@@ -343,7 +355,9 @@ func (p *process) stop(ctx context.Context, timeout time.Duration) {
 				return
 			default:
 			}
-			// It did not drain in time: the stop signal, then SIGKILL.
+			// Drained but still running (the app's own handlers decide
+			// when it exits), or not drained in time: the stop signal,
+			// then SIGKILL.
 			kctx, cancel := context.WithTimeout(ctx, time.Second)
 			defer cancel()
 			p.cmd.Stop(kctx)

@@ -55,7 +55,7 @@ var (
 type Result struct {
 	Bench string `json:"bench"`           // BenchRTT, BenchOneWay or BenchSpawn
 	Impl  string `json:"impl"`            // one of the Impl constants
-	Codec string `json:"codec,omitempty"` // CodecRaw, CodecFrame or CodecJSON
+	Codec string `json:"codec,omitempty"` // CodecRaw, CodecFrame or CodecJSON; for HTTP rows the load generator
 	Size  int    `json:"size,omitempty"`  // payload bytes per message
 	N     int    `json:"n"`               // round trips, messages or spawns timed (per run)
 	// MsgsPerS and MBPerS are one-way throughput; MB is 10⁶ payload bytes.
@@ -63,22 +63,38 @@ type Result struct {
 	MBPerS   float64 `json:"mb_per_s,omitempty"`
 	// RTTus is the mean round trip in microseconds.
 	RTTus float64 `json:"rtt_us,omitempty"`
-	// Ms is the median spawn-to-first-message time in milliseconds.
+	// Ms is the median spawn-to-first-message time in milliseconds; for the
+	// process-manager benchmarks, the median status command or restart.
 	Ms float64 `json:"ms,omitempty"`
+	// ReqPerS is HTTP requests per second (BenchPMHTTP, BenchPMReload).
+	ReqPerS float64 `json:"req_per_s,omitempty"`
+	// Failed counts failed HTTP requests: socket errors and non-2xx/3xx
+	// answers (BenchPMHTTP, BenchPMReload); absent means none.
+	Failed float64 `json:"failed,omitempty"`
+	// RSSMB is a process's resident memory, VmRSS/1024 (MiB, written MB as
+	// ps and PM2 do).
+	RSSMB float64 `json:"rss_mb,omitempty"`
 	// Skipped, when not empty, says why the implementation was not measured
 	// (node is not installed); the figures are then zero.
 	Skipped string `json:"skipped,omitempty"`
 }
 
 // Value returns the figure r is compared by: RTTus (round trips, per-task
-// overhead), MsgsPerS (one-way messages, tiny tasks) or Ms (spawns, heavy
-// batches).
+// overhead), MsgsPerS (one-way messages, tiny tasks), ReqPerS (HTTP),
+// Failed (reloads), RSSMB (memory) or Ms (spawns, heavy batches, status
+// commands, restarts).
 func (r Result) Value() float64 {
 	switch r.Bench {
 	case BenchRTT, BenchPoolTask:
 		return r.RTTus
 	case BenchOneWay, BenchPoolTiny:
 		return r.MsgsPerS
+	case BenchPMHTTP:
+		return r.ReqPerS
+	case BenchPMReload:
+		return r.Failed
+	case BenchPMRSS, BenchPMRSSApps, BenchPMAppRSS:
+		return r.RSSMB
 	}
 	return r.Ms
 }
@@ -99,10 +115,19 @@ type Options struct {
 	Node string
 	// Sizes are the payload sizes IPC measures; nil means Sizes.
 	Sizes []int
-	// Benches selects BenchRTT and/or BenchOneWay for IPC; nil means both.
+	// Benches selects BenchRTT and/or BenchOneWay for IPC, some of
+	// PMBenches for PM; nil means all.
 	Benches []string
-	// Impls selects implementations; nil means all (IPCImpls, SpawnImpls).
+	// Impls selects implementations; nil means all (IPCImpls, SpawnImpls,
+	// PoolImpls, PMImpls).
 	Impls []string
+	// Kin is the kin binary PM runs; empty means this program, which must
+	// then be kin.
+	Kin string
+	// PM2 is PM2's CLI (node_modules/.bin/pm2) for PM; empty means the one
+	// in PeerDir, else pm2 from $PATH, and PM2's rows are skipped when
+	// there is none.
+	PM2 string
 }
 
 func (o Options) runs() int { return max(o.Runs, 1) }
@@ -383,6 +408,9 @@ func Median(runs [][]Result) []Result {
 		m.MBPerS = median(rs, func(r Result) float64 { return r.MBPerS })
 		m.RTTus = median(rs, func(r Result) float64 { return r.RTTus })
 		m.Ms = median(rs, func(r Result) float64 { return r.Ms })
+		m.ReqPerS = median(rs, func(r Result) float64 { return r.ReqPerS })
+		m.Failed = median(rs, func(r Result) float64 { return r.Failed })
+		m.RSSMB = median(rs, func(r Result) float64 { return r.RSSMB })
 		out = append(out, m)
 	}
 	return out

@@ -31,6 +31,7 @@ const (
 	childRawReady = "raw-ready" // writes one raw frame on fd 3 and exits
 	childKin      = "kin"       // ipc.FromEnv, any codec: echo and count
 	childWorker   = "worker"    // worker.Serve, echoing tasks
+	// childRestartApp (pm.go): the crashing app of PM's restart figure
 )
 
 // ChildMain runs the benchmark child named by $KIN_BENCH_CHILD and exits the
@@ -52,6 +53,8 @@ func ChildMain() {
 		err = rawReadyChild()
 	case childKin:
 		err = kinChild()
+	case childRestartApp:
+		err = restartAppChild()
 	case childWorker:
 		err = worker.Serve(func(ctx context.Context, t *worker.Task) ([]byte, error) {
 			return t.Data, nil

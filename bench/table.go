@@ -20,6 +20,8 @@ var baselines = map[string]string{
 	ImplKinGoSeq:   ImplNodePool,
 	ImplKinNode1:   ImplKinNode, // one worker vs two: the heavy batch's speed-up
 	ImplNodePool1:  ImplNodePool,
+
+	ImplKin: ImplPM2, // kin's process manager vs PM2
 }
 
 // Baseline returns the implementation impl is compared with in Table and
@@ -130,13 +132,16 @@ func Checks(rs []Result) []Check {
 			out = append(out, Check{Name: name, Value: ratio, Goal: t.goal, AtMost: t.atMost})
 		}
 	}
-	return out
+	return append(out, pmChecks(rs)...)
 }
 
 // figure formats r's measurement.
 func figure(r Result) string {
 	if r.Skipped != "" {
 		return "skipped: " + r.Skipped
+	}
+	if s, ok := pmFigure(r); ok {
+		return s
 	}
 	switch r.Bench {
 	case BenchRTT:

@@ -13,7 +13,7 @@ import (
 )
 
 func init() {
-	register(&command{name: "bench", summary: "measure IPC, spawn and pool costs here, beside Node.js", run: runBench})
+	register(&command{name: "bench", summary: "measure IPC, spawn, pool and process-manager costs here, beside Node.js and PM2", run: runBench})
 }
 
 // benchChildMain runs a benchmark child when kin re-executed itself as one.
@@ -30,6 +30,13 @@ const benchAbout = `Measures on this machine, side by side with Node.js in the s
          child_process pool of the same size, for tiny and CPU-heavy tasks,
          and the cost model: how long a task must take for N processes to
          beat one
+  pm     the process manager beside PM2 7 (from ~/.cache/kin-bench or $PATH;
+         its rows are skipped without it): HTTP req/s of a 2-instance Node
+         cluster app under wrk -t2 -c50, failed requests over two reloads
+         under that load, daemon memory with 0 and 4 idle apps, kin ls vs
+         pm2 jlist, and exit → restarted for a Node app and a Go binary.
+         Needs wrk (else a Go load generator drives both); takes ~3 minutes
+         (--quick: ~1)
 
 Prints a table with each figure's ratio to its baseline and kin's targets;
 with --json, one JSON object per figure (fields bench, impl, codec, size,
@@ -37,7 +44,7 @@ msgs_per_s, mb_per_s, rtt_us, ms…). Node figures are skipped when node is
 not installed.`
 
 func runBench(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "bench", "ipc|spawn|pool [--json] [--quick] [--runs N]", benchAbout)
+	fs := newFlags(e, "bench", "ipc|spawn|pool|pm [--json] [--quick] [--runs N]", benchAbout)
 	asJSON := fs.Bool("json", false, "print one JSON object per figure")
 	quick := fs.Bool("quick", false, "a twentieth of the iterations: a quick, rough look")
 	runs := fs.Int("runs", 1, "repeat the comparison and report medians")
@@ -47,7 +54,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return usageErrorf("bench: say what to measure: kin bench ipc|spawn|pool")
+		return usageErrorf("bench: say what to measure: kin bench ipc|spawn|pool|pm")
 	}
 	o := bench.Options{Quick: *quick, Runs: *runs}
 	if *impls != "" {
@@ -74,8 +81,10 @@ func runBench(ctx context.Context, e *env, args []string) error {
 		rs, err = bench.Spawn(ctx, o)
 	case "pool":
 		rs, err = bench.Pool(ctx, o)
+	case "pm":
+		rs, err = bench.PM(ctx, o)
 	default:
-		return usageErrorf("bench: unknown benchmark %q (want ipc, spawn or pool)", what)
+		return usageErrorf("bench: unknown benchmark %q (want ipc, spawn, pool or pm)", what)
 	}
 	if err != nil {
 		return err
@@ -90,8 +99,11 @@ func runBench(ctx context.Context, e *env, args []string) error {
 		return nil
 	}
 	out := bench.Table(rs)
-	if fs.Arg(0) == "pool" {
+	switch fs.Arg(0) {
+	case "pool":
 		out += bench.CostModel(rs)
+	case "pm":
+		out += bench.PMOverheads(rs)
 	}
 	_, err = fmt.Fprint(e.stdout, out)
 	return err

@@ -1,0 +1,14 @@
+'use strict';
+// The crashing app of the process-manager benchmark's restart figure. Its
+// first act is to append "start <ms>" to $KIN_BENCH_STAMPS; after
+// $KIN_BENCH_LIFE ms it appends "exit <ms>" and exits with code 1. <ms> is
+// the wall clock (CLOCK_REALTIME) in milliseconds with microseconds, so the
+// Go side can subtract one process's exit from the next one's start.
+const fs = require('fs');
+const file = process.env.KIN_BENCH_STAMPS;
+const now = () => (performance.timeOrigin + performance.now()).toFixed(3);
+fs.appendFileSync(file, `start ${now()}\n`);
+setTimeout(() => {
+  fs.appendFileSync(file, `exit ${now()}\n`);
+  process.exit(1);
+}, Number(process.env.KIN_BENCH_LIFE || 0));

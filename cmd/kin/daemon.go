@@ -26,7 +26,14 @@ func init() {
 const daemonAbout = `Run the kin daemon in the foreground: it serves $KIN_HOME/kin.sock (default
 ~/.kin) and runs the apps. The other commands start it in the background on
 first use; run it yourself under systemd (kin startup) or to watch its log.
-SIGTERM or SIGINT stops every app, then the daemon.`
+SIGTERM or SIGINT stops every app, then the daemon.
+
+Read when the daemon starts (a daemon started by another command gets that
+command's environment):
+  KIN_HOME          the home directory (default ~/.kin)
+  KIN_LOG_MAX_SIZE  rotate an app's log file once it grows past this size
+                    (512K, 10M, 1G; default 10M)
+  KIN_LOG_KEEP      how many rotated files each log keeps (default 5; 0 keeps none)`
 
 func runDaemon(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "daemon", "[--resurrect]", daemonAbout)
@@ -35,6 +42,10 @@ func runDaemon(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	home, err := kinHome()
+	if err != nil {
+		return err
+	}
+	logMaxSize, logKeep, err := logLimits()
 	if err != nil {
 		return err
 	}
@@ -48,7 +59,7 @@ func runDaemon(ctx context.Context, e *env, args []string) error {
 	}
 	defer ctl.Close()
 	logger := slog.New(slog.NewTextHandler(e.stderr, nil))
-	srv, err := supervisor.New(supervisor.Config{Home: home, Logger: logger})
+	srv, err := supervisor.New(supervisor.Config{Home: home, Logger: logger, LogMaxSize: logMaxSize, LogKeep: logKeep})
 	if err != nil {
 		return err
 	}
@@ -87,6 +98,30 @@ func runDaemon(ctx context.Context, e *env, args []string) error {
 	httpSrv.Shutdown(hctx)
 	logger.Info("kin daemon stopped")
 	return err
+}
+
+// logLimits reads $KIN_LOG_MAX_SIZE and $KIN_LOG_KEEP as supervisor.Config's
+// LogMaxSize and LogKeep; unset means the defaults (zero).
+func logLimits() (maxSize int64, keep int, err error) {
+	if v := os.Getenv("KIN_LOG_MAX_SIZE"); v != "" {
+		maxSize, err = supervisor.ParseSize(v)
+		if err == nil && maxSize <= 0 {
+			err = errors.New("want a size above zero")
+		}
+		if err != nil {
+			return 0, 0, usageErrorf("daemon: KIN_LOG_MAX_SIZE=%s: %v", v, err)
+		}
+	}
+	if v := os.Getenv("KIN_LOG_KEEP"); v != "" {
+		keep, err = strconv.Atoi(v)
+		if err != nil || keep < 0 {
+			return 0, 0, usageErrorf("daemon: KIN_LOG_KEEP=%s: want a number of files, 0 or more", v)
+		}
+		if keep == 0 {
+			keep = -1 // Config's zero is the default; negative keeps none
+		}
+	}
+	return maxSize, keep, nil
 }
 
 func runKill(ctx context.Context, e *env, args []string) error {

@@ -14,9 +14,12 @@ import (
 	"github.com/kinproc/kin/internal/kintest"
 )
 
-// binDir holds the kin binary and example workers, built once for the
+// binDir holds the kin binary and example programs, built once for the
 // package's tests: the CLI is tested as users run it.
 var binDir string
+
+// raceEnabled is set by race_test.go when the tests run with -race.
+var raceEnabled bool
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "kin-cli-test")
@@ -24,11 +27,20 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	root, _ := filepath.Abs("../..")
-	build := exec.Command("go", "build", "-o", dir+"/", "./cmd/kin", "./examples/echo-worker")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building kin: %v\n%s", err, out)
-		os.Exit(1)
+	builds := [][]string{{"build", "-o", dir + "/", "./cmd/kin", "./examples/echo-worker", "./examples/cluster-go"}}
+	if raceEnabled {
+		// The daemon is a concurrent Go program that the process-manager
+		// tests drive for real: under -race they run a daemon built with
+		// -race too (race/kin, see newPM).
+		builds = append(builds, []string{"build", "-race", "-o", dir + "/race/", "./cmd/kin"})
+	}
+	for _, args := range builds {
+		build := exec.Command("go", args...)
+		build.Dir = root
+		if out, err := build.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "building kin: %v\n%s", err, out)
+			os.Exit(1)
+		}
 	}
 	binDir = dir
 	code := func() int {

@@ -49,6 +49,9 @@ type process struct {
 
 	drained   chan struct{} // closed when the Node preload reports {"kin":"drained"}
 	drainOnce sync.Once
+	// listening is set when the Node preload reports a server listening on
+	// a kin socket: from then on it drains on {"kin":"shutdown"}.
+	listening atomic.Bool
 }
 
 // spawnSpec is what start needs besides the AppSpec.
@@ -245,8 +248,11 @@ func (p *process) readChannel() {
 				continue
 			}
 			switch {
-			case v.Kin == "listening" && p.kind == ReadyListening:
-				p.markReady()
+			case v.Kin == "listening":
+				p.listening.Store(true)
+				if p.kind == ReadyListening {
+					p.markReady()
+				}
 			case v.Kin == "drained":
 				// The preload finished draining an app that has its own
 				// signal handlers: it is time for the stop signal.
@@ -337,7 +343,10 @@ func (p *process) probe(r Readiness) {
 // the kill timeout the whole process group is SIGKILLed. It returns once
 // the process is reaped.
 func (p *process) stop(ctx context.Context, timeout time.Duration) {
-	if p.preload && p.cmd.Channel != nil {
+	// Until a server of the app listens, the preload has nothing to drain
+	// and ignores shutdown: the stop signal is all there is.
+	if p.preload && p.listening.Load() && p.cmd.Channel != nil {
+		began := time.Now()
 		sctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 		err := p.cmd.Channel.Send(sctx, ipc.Message{Kind: ipc.Shutdown})
 		cancel()
@@ -355,10 +364,17 @@ func (p *process) stop(ctx context.Context, timeout time.Duration) {
 				return
 			default:
 			}
-			// Drained but still running (the app's own handlers decide
-			// when it exits), or not drained in time: the stop signal,
-			// then SIGKILL.
-			kctx, cancel := context.WithTimeout(ctx, time.Second)
+			// Drained but still running: the app's own handlers decide
+			// when it exits, and get what is left of the kill timeout
+			// after the stop signal. Not drained in time: the stop
+			// signal, then SIGKILL a second later.
+			grace := time.Second
+			select {
+			case <-p.drained:
+				grace = max(grace, timeout-time.Since(began))
+			default:
+			}
+			kctx, cancel := context.WithTimeout(ctx, grace)
 			defer cancel()
 			p.cmd.Stop(kctx)
 			return

@@ -535,6 +535,64 @@ func TestPMReloadUnderLoad(t *testing.T) {
 	kintest.WaitGone(t, 30*time.Second, append(first, second...)...)
 }
 
+// TestPMReloadRollback: a reload whose new process crashes, or is not ready
+// within the ready timeout, fails and leaves the old instances serving;
+// a good reload then replaces them; kin delete stops them and frees the port.
+func TestPMReloadRollback(t *testing.T) {
+	t.Parallel()
+	kintest.Node(t)
+	p := newPM(t)
+	port := freePort(t)
+	url := "http://127.0.0.1:" + port + "/"
+	deploy := filepath.Join(t.TempDir(), "deploy")
+	p.ok("start", testdata(t, "deploy.js"), "--name", "web", "-i", "2", "--port", port, "--host", "127.0.0.1",
+		"--ready-timeout", "2s", "--env", "KINTEST_DEPLOY="+deploy)
+	old := p.waitApp("web", "online", 30*time.Second, allOnline(2))
+	waitServedBy(t, url, pids(old))
+
+	for _, c := range []struct{ deploy, want string }{
+		{"crash", "the new process ended before it was ready (exit 3); the old one keeps running"},
+		{"hang", "the new process was not ready within 2s; the old one keeps running"},
+	} {
+		if err := os.WriteFile(deploy, []byte(c.deploy), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, errOut, code := p.run(nil, "reload", "web")
+		if code != 1 || !strings.Contains(errOut, c.want) {
+			t.Errorf("kin reload of a %s deploy: exit %d, %q; want 1 and %q", c.deploy, code, errOut, c.want)
+		}
+		now := p.app("web")
+		for i := range now {
+			if now[i].PID != old[i].PID || now[i].Status != "online" || now[i].Restarts != 0 {
+				t.Errorf("after a failed reload (%s): %v, was %v", c.deploy, now[i], old[i])
+			}
+		}
+		waitServedBy(t, url, pids(old))
+	}
+
+	if err := os.Remove(deploy); err != nil {
+		t.Fatal(err)
+	}
+	p.ok("reload", "web")
+	now := p.waitApp("web", "online", 30*time.Second, allOnline(2))
+	if now[0].PID == old[0].PID || now[1].PID == old[1].PID {
+		t.Errorf("a good reload kept the old pids: %v, was %v", now, old)
+	}
+	waitServedBy(t, url, pids(now))
+
+	p.ok("delete", "web")
+	if list := p.ls(); len(list) != 0 {
+		t.Errorf("after kin delete: %v", list)
+	}
+	kintest.WaitGone(t, 10*time.Second, append(pids(old), pids(now)...)...)
+	ln, err := net.Listen("tcp", "127.0.0.1:"+port)
+	if err != nil {
+		t.Errorf("the port is not free after kin delete: %v", err)
+	} else {
+		ln.Close()
+	}
+}
+
 // TestPMKill9OneInstance: an instance killed with SIGKILL is restarted (a
 // new pid, one restart); the other instance is not touched.
 func TestPMKill9OneInstance(t *testing.T) {
@@ -639,6 +697,44 @@ func TestPMStopKillsChildren(t *testing.T) {
 	}
 	if in := p.app("family")[0]; in.Status != "stopped" || in.PID != 0 {
 		t.Errorf("after kin stop: %v", in)
+	}
+}
+
+// TestPMStopNodeCluster: stopping a clustered Node app that has a SIGTERM
+// handler of its own gives that handler the kill timeout to finish (it
+// got one second: the preload's "drained" was followed by the stop signal
+// and SIGKILL a second later); and an instance that never listened is
+// stopped by its signal at once, without waiting the kill timeout for a
+// drain that cannot come.
+func TestPMStopNodeCluster(t *testing.T) {
+	t.Parallel()
+	kintest.Node(t)
+	p := newPM(t)
+	p.ok("start", testdata(t, "cleanup.js"), "--name", "db", "--port", freePort(t), "--host", "127.0.0.1")
+	pid := p.waitApp("db", "online", 30*time.Second, allOnline(1))[0].PID
+	p.ok("stop", "db")
+	if in := p.app("db")[0]; in.Status != "stopped" || in.LastExit != "exit 0" {
+		t.Errorf("after kin stop: %v; want stopped, last exit 0 (its own cleanup)", in)
+	}
+	kintest.WaitFor(t, 30*time.Second, "the app's cleanup line", func() bool {
+		return strings.Contains(p.logText("db"), fmt.Sprintf("cleaned up %d", pid))
+	})
+
+	p.ok("start", testdata(t, "cleanup.js"), "--name", "stuck", "--port", freePort(t), "--host", "127.0.0.1",
+		"--kill-timeout", "20s", "--env", "KINTEST_LISTEN=no", "--no-wait")
+	pid = p.waitApp("stuck", "running", 30*time.Second, func(list []instance) bool {
+		return len(list) == 1 && list[0].PID != 0
+	})[0].PID
+	// Stop it once node runs its code: the SIGTERM line proves it got the
+	// signal rather than being killed.
+	kintest.WaitFor(t, 30*time.Second, "node to start", func() bool {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		return bytes.Contains(b, []byte("cleanup.js"))
+	})
+	began := time.Now()
+	p.ok("stop", "stuck")
+	if took := time.Since(began); took > 10*time.Second {
+		t.Errorf("kin stop of an instance that never listened took %v", took)
 	}
 }
 

@@ -71,6 +71,10 @@ type Result struct {
 	// Failed counts failed HTTP requests: socket errors and non-2xx/3xx
 	// answers (BenchPMHTTP, BenchPMReload); absent means none.
 	Failed float64 `json:"failed,omitempty"`
+	// CPUus is the CPU time, in microseconds per request, of the processes
+	// serving HTTP: the daemon and its instances, or the bare process
+	// (BenchPMHTTP). The load generator's own CPU is not counted.
+	CPUus float64 `json:"cpu_us_per_req,omitempty"`
 	// RSSMB is a process's resident memory, VmRSS/1024 (MiB, written MB as
 	// ps and PM2 do).
 	RSSMB float64 `json:"rss_mb,omitempty"`
@@ -411,6 +415,7 @@ func Median(runs [][]Result) []Result {
 		m.ReqPerS = median(rs, func(r Result) float64 { return r.ReqPerS })
 		m.Failed = median(rs, func(r Result) float64 { return r.Failed })
 		m.RSSMB = median(rs, func(r Result) float64 { return r.RSSMB })
+		m.CPUus = median(rs, func(r Result) float64 { return r.CPUus })
 		out = append(out, m)
 	}
 	return out

@@ -54,6 +54,7 @@ const (
 	ImplKin        = "kin"         // kin's daemon and CLI
 	ImplPM2        = "pm2"         // PM2 (the peer): its God daemon and CLI; pm-ls: pm2 jlist
 	ImplBare       = "bare"        // the app alone, without a manager
+	ImplBareIPC    = "bare-ipc"    // pm-restart-node: the app alone with a Node IPC channel, as both managers start Node apps
 	ImplKinVersion = "kin-version" // pm-ls: `kin version`, the kin binary's start, the floor of any kin command
 	ImplKinAPI     = "kin-api"     // pm-ls: the daemon's list answer alone, timed inside one process
 	ImplPM2Ls      = "pm2-ls"      // pm-ls: pm2 ls
@@ -75,7 +76,7 @@ var PMBenches = []string{BenchPMRSS, BenchPMRSSApps, BenchPMAppRSS, BenchPMList,
 // The restart app's environment (bench/node/restart.js and the Go child).
 const (
 	envStamps = "KIN_BENCH_STAMPS" // the file its timestamps go to
-	envLife   = "KIN_BENCH_LIFE"   // how long it runs before exit(1), in ms
+	envTurn   = "KIN_BENCH_TURN"   // if set, it exits when this file appears (and removes it); else at once
 )
 
 // childRestartApp is the Go restart app: the mode of ChildMain that runs it.
@@ -89,7 +90,7 @@ type pmParams struct {
 	settle   time.Duration // before reading a daemon's memory
 	cliN     int           // timed runs of each status command
 	restartN int           // restarts timed per manager and app
-	life     time.Duration // the restart app's run: beyond both managers' 1 s min uptime
+	life     time.Duration // the restart app's least run: beyond both managers' 1 s min uptime
 	load     time.Duration // one load run (and the reload run's minimum)
 	warm     time.Duration // untimed load before the first timed one
 }
@@ -129,10 +130,13 @@ func PeerDir() string {
 //	                 from its exit to the restarted process's first line,
 //	                 median of 10 (3 with Quick); bare is the app's own start,
 //	                 exec to first line, so a manager's overhead is its row
-//	                 minus bare's
-//	pm-http          wrk -t2 -c50 for 10 s (3 s with Quick) against the
-//	                 unmodified hello app: `kin start hello.js -i 2 --port P`
-//	                 and `pm2 start hello.js -i 2`, and one bare node process
+//	                 minus bare's; bare-ipc is the Node app's own start with
+//	                 the IPC channel both managers give Node apps
+//	pm-http          wrk -t2 -c50 for 10 s (3 s with Quick; in turns of 2 s)
+//	                 against the unmodified hello app: `kin start hello.js -i
+//	                 2 --port P` and `pm2 start hello.js -i 2`, and one bare
+//	                 node process; with the CPU time the serving processes
+//	                 (daemon and instances) used per request
 //	pm-reload        the same load while the app is reloaded twice (kin
 //	                 reload / pm2 reload): failed requests are wrk's socket
 //	                 errors plus non-2xx/3xx answers
@@ -312,7 +316,7 @@ func (e *pmEnv) newRun(o Options, p pmParams, impls, benches []string) (*pmRun, 
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
 		switch k {
-		case "KIN_HOME", "PM2_HOME", EnvChild, envStamps, envLife, "PORT":
+		case "KIN_HOME", "PM2_HOME", EnvChild, envStamps, envTurn, "PORT":
 			continue
 		}
 		r.env = append(r.env, kv)
@@ -759,7 +763,12 @@ func medianMs(ds []time.Duration) float64 {
 	return median(ds, func(d time.Duration) float64 { return float64(d) / 1e6 })
 }
 
-// restart measures exit → restarted-and-running for one app kind.
+// restart measures exit → restarted-and-running for one app kind. The
+// implementations take turns sample by sample, so that noise from the rest
+// of the machine hits them alike: a bare start, a bare start with an IPC
+// channel (Node), then one restart under kin and one under PM2. The apps
+// under the managers exit only when given their turn, and never before they
+// ran for the managers' min uptime.
 func (r *pmRun) restart(ctx context.Context, bench string) error {
 	goApp := bench == BenchPMRestartGo
 	if !goApp && r.node == "" {
@@ -768,121 +777,208 @@ func (r *pmRun) restart(ctx context.Context, bench string) error {
 		}
 		return nil
 	}
+	type sampler struct {
+		impl string
+		next func() (time.Duration, error)
+	}
+	var ss []sampler
 	if r.want(ImplBare) {
-		d, err := r.bareStarts(ctx, goApp)
-		if err != nil {
-			return err
+		ss = append(ss, sampler{ImplBare, func() (time.Duration, error) { return r.bareStart(ctx, goApp, false) }})
+		if !goApp {
+			ss = append(ss, sampler{ImplBareIPC, func() (time.Duration, error) { return r.bareStart(ctx, goApp, true) }})
 		}
-		r.add(Result{Bench: bench, Impl: ImplBare, N: r.p.restartN, Ms: medianMs(d)})
 	}
+	var apps []*managedApp
+	defer func() {
+		for _, m := range apps {
+			m.delete(ctx)
+		}
+	}()
 	if r.want(ImplKin) {
-		d, err := r.restartGaps(ctx, ImplKin, goApp)
+		m, err := r.startRestartApp(ctx, ImplKin, goApp)
 		if err != nil {
 			return err
 		}
-		r.add(Result{Bench: bench, Impl: ImplKin, N: len(d), Ms: medianMs(d)})
+		apps = append(apps, m)
+		ss = append(ss, sampler{ImplKin, func() (time.Duration, error) { return m.restart(ctx) }})
 	}
-	if ok, why := r.usePM2(); ok {
-		res := Result{Bench: bench, Impl: ImplPM2, N: r.p.restartN}
-		d, err := r.restartGaps(ctx, ImplPM2, goApp)
+	usePM2, noPM2 := r.usePM2()
+	if usePM2 {
+		m, err := r.startRestartApp(ctx, ImplPM2, goApp)
 		if err != nil {
-			r.pm2Failed(res, err)
+			r.pm2Failed(Result{Bench: bench, Impl: ImplPM2}, err)
+			usePM2 = false
 		} else {
-			res.N, res.Ms = len(d), medianMs(d)
-			r.add(res)
+			apps = append(apps, m)
+			ss = append(ss, sampler{ImplPM2, func() (time.Duration, error) { return m.restart(ctx) }})
 		}
 	} else {
-		r.skip(bench, ImplPM2, why)
+		r.skip(bench, ImplPM2, noPM2)
+	}
+	samples := map[string][]time.Duration{}
+	failed := map[string]error{}
+	for i := -1; i < r.p.restartN; i++ { // one untimed round first
+		for _, s := range ss {
+			if failed[s.impl] != nil {
+				continue
+			}
+			d, err := s.next()
+			switch {
+			case err != nil && s.impl == ImplPM2:
+				failed[s.impl] = err
+			case err != nil:
+				return fmt.Errorf("%s %s: %w", bench, s.impl, err)
+			case i >= 0:
+				samples[s.impl] = append(samples[s.impl], d)
+			}
+		}
+	}
+	for _, s := range ss {
+		res := Result{Bench: bench, Impl: s.impl, N: r.p.restartN}
+		if err := failed[s.impl]; err != nil {
+			r.pm2Failed(res, err)
+			continue
+		}
+		res.Ms = medianMs(samples[s.impl])
+		r.add(res)
 	}
 	return nil
 }
 
-// restartApp returns the command of the restart app and its environment.
-func (r *pmRun) restartApp(goApp bool, stamps string, life time.Duration) (argv, env []string) {
-	env = []string{envStamps + "=" + stamps, envLife + "=" + strconv.FormatInt(life.Milliseconds(), 10)}
+// restartApp returns the command of the restart app and its environment;
+// with turns, it exits only when the file stamps+".turn" appears.
+func (r *pmRun) restartApp(goApp bool, stamps string, turns bool) (argv, env []string) {
+	env = []string{envStamps + "=" + stamps}
+	if turns {
+		env = append(env, envTurn+"="+stamps+".turn")
+	}
 	if goApp {
 		return []string{r.kin}, append(env, EnvChild+"="+childRestartApp)
 	}
 	return []string{r.node, filepath.Join(r.dir, "restart.js")}, env
 }
 
-// bareStarts times the restart app alone, from exec to its first line, after
-// one untimed start.
-func (r *pmRun) bareStarts(ctx context.Context, goApp bool) ([]time.Duration, error) {
+// bareStart times the restart app alone, from exec to its first line. With
+// ipc, the app gets a Node IPC channel (fd 3, NODE_CHANNEL_FD), as kin and
+// PM2 give every Node app: Node then loads its stream, net and
+// child_process modules before the app runs.
+func (r *pmRun) bareStart(ctx context.Context, goApp, ipc bool) (time.Duration, error) {
 	stamps := filepath.Join(r.dir, "bare.stamps")
-	var out []time.Duration
-	for i := -1; i < r.p.restartN; i++ {
-		os.Remove(stamps)
-		argv, env := r.restartApp(goApp, stamps, 0)
-		cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-		cmd.Env = append(slices.Clip(r.env), env...)
-		t0 := time.Now()
-		err := cmd.Run()
-		var ee *exec.ExitError
-		if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 1) {
-			return nil, fmt.Errorf("bare restart app: %w", err)
+	os.Remove(stamps)
+	argv, env := r.restartApp(goApp, stamps, false)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env = append(slices.Clip(r.env), env...)
+	var mine, theirs *os.File
+	if ipc {
+		var err error
+		if mine, theirs, err = socketpair(); err != nil {
+			return 0, err
 		}
-		st, err := readStamps(stamps)
-		if err != nil || len(st.starts) != 1 {
-			return nil, fmt.Errorf("bare restart app: stamps %+v: %v", st, err)
-		}
-		if i >= 0 {
-			out = append(out, st.starts[0].Sub(t0))
-		}
+		defer mine.Close()
+		defer theirs.Close()
+		cmd.ExtraFiles = []*os.File{theirs}
+		cmd.Env = append(cmd.Env, "NODE_CHANNEL_FD=3", "NODE_CHANNEL_SERIALIZATION_MODE=json")
 	}
-	return out, nil
+	t0 := time.Now()
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 1) {
+		return 0, fmt.Errorf("bare restart app: %w", err)
+	}
+	st, err := readStamps(stamps)
+	if err != nil || len(st.starts) != 1 {
+		return 0, fmt.Errorf("bare restart app: stamps %+v: %v", st, err)
+	}
+	return st.starts[0].Sub(t0), nil
 }
 
-// restartGaps starts the restart app under a manager and returns, for each
-// of its restarts, the time from the exit stamp to the next start stamp.
-func (r *pmRun) restartGaps(ctx context.Context, impl string, goApp bool) ([]time.Duration, error) {
-	name := "restart-node"
+// managedApp is the restart app under a manager.
+type managedApp struct {
+	r         *pmRun
+	impl      string
+	name      string
+	stamps    string
+	seen      int       // starts seen so far
+	lastStart time.Time // the running process's start stamp
+}
+
+// startRestartApp starts the restart app under a manager, from an ecosystem
+// file, and waits for its first start.
+func (r *pmRun) startRestartApp(ctx context.Context, impl string, goApp bool) (*managedApp, error) {
+	m := &managedApp{r: r, impl: impl, name: "restart-node"}
 	if goApp {
-		name = "restart-go"
+		m.name = "restart-go"
 	}
-	stamps := filepath.Join(r.dir, impl+"-"+name+".stamps")
-	argv, envList := r.restartApp(goApp, stamps, r.p.life)
+	m.stamps = filepath.Join(r.dir, impl+"-"+m.name+".stamps")
+	argv, envList := r.restartApp(goApp, m.stamps, true)
 	env := map[string]string{}
 	for _, kv := range envList {
 		k, v, _ := strings.Cut(kv, "=")
 		env[k] = v
 	}
-	app := map[string]any{"name": name, "script": argv[len(argv)-1], "env": env}
+	app := map[string]any{"name": m.name, "script": argv[len(argv)-1], "env": env}
 	if goApp {
 		app["interpreter"] = "none"
 	}
-	eco, err := r.ecosystem(impl+"-"+name, []map[string]any{app})
+	eco, err := r.ecosystem(impl+"-"+m.name, []map[string]any{app})
 	if err != nil {
 		return nil, err
 	}
-	cli := r.kinCmd
-	if impl == ImplPM2 {
-		cli = r.pm2Cmd
-	}
-	if _, err := cli(ctx, "start", eco); err != nil {
+	if _, err := m.cli(ctx, "start", eco); err != nil {
 		return nil, err
 	}
-	want := r.p.restartN + 1
+	if _, err := m.waitStart(ctx); err != nil {
+		m.delete(ctx)
+		return nil, err
+	}
+	return m, nil
+}
+
+func (m *managedApp) cli(ctx context.Context, args ...string) (string, error) {
+	if m.impl == ImplPM2 {
+		return m.r.pm2Cmd(ctx, args...)
+	}
+	return m.r.kinCmd(ctx, args...)
+}
+
+func (m *managedApp) delete(ctx context.Context) {
+	m.cli(ctx, "delete", m.name)
+}
+
+// restart gives the app its turn to exit, once it has run for the min
+// uptime, and returns the time from its exit to its successor's start.
+func (m *managedApp) restart(ctx context.Context) (time.Duration, error) {
+	sleep(ctx, time.Until(m.lastStart.Add(m.r.p.life)))
+	if err := os.WriteFile(m.stamps+".turn", nil, 0o644); err != nil {
+		return 0, err
+	}
+	return m.waitStart(ctx)
+}
+
+// waitStart waits for the app's next start and returns the time since the
+// exit before it (0 for the first start).
+func (m *managedApp) waitStart(ctx context.Context) (time.Duration, error) {
 	var st stampLog
-	deadline := time.Duration(want)*(r.p.life+3*time.Second) + 30*time.Second
-	ok := poll(deadline, func() bool {
-		st, err = readStamps(stamps)
-		return ctx.Err() != nil || (err == nil && len(st.starts) >= want)
+	var err error
+	ok := poll(30*time.Second, func() bool {
+		st, err = readStamps(m.stamps)
+		return ctx.Err() != nil || (err == nil && len(st.starts) > m.seen)
 	})
-	if _, derr := cli(ctx, "delete", name); derr != nil && err == nil {
-		err = derr
+	switch {
+	case ctx.Err() != nil:
+		return 0, ctx.Err()
+	case !ok:
+		return 0, fmt.Errorf("%s: no start %d within 30 s (%v)", m.name, m.seen+1, err)
 	}
-	if err != nil {
-		return nil, err
+	m.seen = len(st.starts)
+	m.lastStart = st.starts[m.seen-1]
+	if len(st.exits) == 0 {
+		return 0, nil
 	}
-	if !ok || ctx.Err() != nil {
-		return nil, fmt.Errorf("%s %s: %d starts after %v, want %d", impl, name, len(st.starts), deadline, want)
+	if n := len(st.exits) - 1; st.next[n] != m.seen-1 || m.seen == 1 {
+		return 0, fmt.Errorf("%s: stamps out of order: %+v", m.name, st)
 	}
-	gaps := st.gaps()
-	if len(gaps) < r.p.restartN {
-		return nil, fmt.Errorf("%s %s: stamps out of order: %+v", impl, name, st)
-	}
-	return gaps[:r.p.restartN], nil
+	return st.starts[m.seen-1].Sub(st.exits[len(st.exits)-1]), nil
 }
 
 // stampLog is what restart apps wrote: each process's start and exit.
@@ -1030,12 +1126,45 @@ func (r *pmRun) http(ctx context.Context) error {
 		impls = slices.DeleteFunc(impls, func(s string) bool { return s == ImplPM2 })
 	}
 	if r.wantBench(BenchPMHTTP) {
-		for _, impl := range impls {
-			lr, err := r.load(ctx, urls[impl], r.p.load, nil)
-			if err != nil {
-				return err
+		roots := map[string]int{ImplKin: r.kinPID, ImplPM2: r.pm2PID}
+		if len(r.bare) > 0 {
+			roots[ImplBare] = r.bare[len(r.bare)-1].Process.Pid
+		}
+		// The implementations take turns, in slices of 1 or 2 s, so that
+		// a burst of noise from the rest of the machine hits them alike.
+		slice := min(2*time.Second, r.p.load/3)
+		rounds := int(r.p.load / slice)
+		type total struct {
+			requests, failed int
+			elapsed, cpu     time.Duration
+		}
+		totals := map[string]*total{}
+		for range rounds {
+			for _, impl := range impls {
+				cpu0 := treeCPU(roots[impl])
+				lr, err := r.load(ctx, urls[impl], slice, nil)
+				if err != nil {
+					return err
+				}
+				t := totals[impl]
+				if t == nil {
+					t = &total{}
+					totals[impl] = t
+				}
+				t.requests += lr.requests
+				t.failed += lr.failed
+				t.elapsed += lr.elapsed
+				t.cpu += treeCPU(roots[impl]) - cpu0
 			}
-			r.add(Result{Bench: BenchPMHTTP, Impl: impl, Codec: r.loadName(), N: lr.requests, ReqPerS: lr.reqPerS, Failed: float64(lr.failed)})
+		}
+		for _, impl := range impls {
+			t := totals[impl]
+			res := Result{Bench: BenchPMHTTP, Impl: impl, Codec: r.loadName(), N: t.requests, Failed: float64(t.failed)}
+			if t.requests > 0 && t.elapsed > 0 {
+				res.ReqPerS = float64(t.requests) / t.elapsed.Seconds()
+				res.CPUus = float64(t.cpu) / 1e3 / float64(t.requests)
+			}
+			r.add(res)
 		}
 		r.skip(BenchPMHTTP, ImplPM2, noPM2)
 	}
@@ -1167,19 +1296,24 @@ func (e *pmEnv) load(ctx context.Context, url string, d time.Duration, stop <-ch
 	return lr, nil
 }
 
-var (
-	wrkRequests = regexp.MustCompile(`(\d+) requests in ([\d.]+)(us|ms|s|m|h),`)
-	wrkSocket   = regexp.MustCompile(`Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
-	wrkNon2xx   = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
-	wrkRate     = regexp.MustCompile(`Requests/sec:\s+([\d.]+)`)
-)
+// wrkPatterns are parseWrk's patterns, compiled on first use rather than at
+// init: every kin command links this package.
+var wrkPatterns = sync.OnceValue(func() [4]*regexp.Regexp {
+	return [4]*regexp.Regexp{
+		regexp.MustCompile(`(\d+) requests in ([\d.]+)(us|ms|s|m|h),`),
+		regexp.MustCompile(`Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`),
+		regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`),
+		regexp.MustCompile(`Requests/sec:\s+([\d.]+)`),
+	}
+})
 
 // parseWrk reads wrk's summary: requests and duration, socket errors,
 // non-2xx/3xx answers, and requests per second.
 func parseWrk(out string) (loadResult, error) {
 	var lr loadResult
-	m := wrkRequests.FindStringSubmatch(out)
-	rate := wrkRate.FindStringSubmatch(out)
+	re := wrkPatterns()
+	m := re[0].FindStringSubmatch(out)
+	rate := re[3].FindStringSubmatch(out)
 	if m == nil || rate == nil {
 		return lr, errors.New("no summary in wrk's output")
 	}
@@ -1188,13 +1322,13 @@ func parseWrk(out string) (loadResult, error) {
 	unit := map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second, "m": time.Minute, "h": time.Hour}[m[3]]
 	lr.elapsed = time.Duration(v * float64(unit))
 	lr.reqPerS, _ = strconv.ParseFloat(rate[1], 64)
-	if s := wrkSocket.FindStringSubmatch(out); s != nil {
+	if s := re[1].FindStringSubmatch(out); s != nil {
 		for _, n := range s[1:] {
 			k, _ := strconv.Atoi(n)
 			lr.failed += k
 		}
 	}
-	if s := wrkNon2xx.FindStringSubmatch(out); s != nil {
+	if s := re[2].FindStringSubmatch(out); s != nil {
 		k, _ := strconv.Atoi(s[1])
 		lr.failed += k
 	}
@@ -1311,6 +1445,32 @@ func rssKB(pid int) (int, error) {
 	}
 	return 0, fmt.Errorf("memory of %d: no VmRSS", pid)
 }
+
+// treeCPU returns the CPU time (user and system) that pid and its live
+// descendants have used, from /proc/PID/stat.
+func treeCPU(pid int) time.Duration {
+	if pid <= 0 {
+		return 0
+	}
+	var ticks int64
+	for _, p := range append(descendants(pid), pid) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) > 12 {
+			u, _ := strconv.ParseInt(f[11], 10, 64)
+			k, _ := strconv.ParseInt(f[12], 10, 64)
+			ticks += u + k
+		}
+	}
+	return time.Duration(ticks) * time.Second / clockTicks
+}
+
+// clockTicks is USER_HZ, the unit of /proc's CPU times: 100 on Linux.
+const clockTicks = 100
 
 // alive reports whether pid runs (exists and is not a zombie).
 func alive(pid int) bool {
@@ -1443,8 +1603,11 @@ func restartAppChild() error {
 	if err := stamp("start"); err != nil {
 		return err
 	}
-	life, _ := strconv.Atoi(os.Getenv(envLife))
-	time.Sleep(time.Duration(life) * time.Millisecond)
+	if turn := os.Getenv(envTurn); turn != "" {
+		for os.Remove(turn) != nil {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
 	if err := stamp("exit"); err != nil {
 		return err
 	}
@@ -1457,6 +1620,9 @@ func pmFigure(r Result) (string, bool) {
 	switch r.Bench {
 	case BenchPMHTTP:
 		s := count(r.ReqPerS) + " req/s"
+		if r.CPUus > 0 {
+			s += fmt.Sprintf(", %.0f µs CPU/req", r.CPUus)
+		}
 		if r.Failed > 0 {
 			s += fmt.Sprintf(", %.0f failed", r.Failed)
 		}
@@ -1527,10 +1693,18 @@ func PMOverheads(rs []Result) string {
 		if !ok {
 			continue
 		}
-		fmt.Fprintf(&b, "%s: the app's own start %.1f ms; exit → restarted beyond that:", bench, bare)
+		withIPC, hasIPC := get(bench, ImplBareIPC)
+		fmt.Fprintf(&b, "%s: the app's own start %.1f ms", bench, bare)
+		if hasIPC {
+			fmt.Fprintf(&b, " (%.1f ms with an IPC channel)", withIPC)
+		}
+		b.WriteString("; exit → restarted beyond that:")
 		for _, impl := range []string{ImplKin, ImplPM2} {
 			if v, ok := get(bench, impl); ok {
 				fmt.Fprintf(&b, " %s %+.1f ms", impl, v-bare)
+				if hasIPC {
+					fmt.Fprintf(&b, " (%+.1f)", v-withIPC)
+				}
 			}
 		}
 		b.WriteString("\n")

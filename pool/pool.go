@@ -42,6 +42,9 @@ var (
 	// ErrTimeout is wrapped by the error of a task that ran longer than its
 	// timeout; its worker was killed.
 	ErrTimeout = errors.New("pool: task timed out")
+	// ErrMemory is wrapped by the error of a task whose worker went above
+	// the task's memory limit (Task.MaxRSS); the worker was killed.
+	ErrMemory = errors.New("pool: task over its memory limit")
 )
 
 // WorkerError reports a task that failed because its worker did. Err is a
@@ -143,6 +146,12 @@ type Task struct {
 	// Progress, when not nil, receives the task's progress reports. It is
 	// called on a pool goroutine: keep it quick.
 	Progress func(data []byte)
+	// MaxRSS, when positive, is the task's memory limit in bytes: if the
+	// RSS of its worker's whole process tree goes above it while the task
+	// runs (sampled every Config.SampleInterval), the worker's process
+	// group is killed and replaced, and the task fails with ErrMemory.
+	// (Config.MaxRSS, by contrast, recycles a worker after its task.)
+	MaxRSS uint64
 }
 
 // Pool is a set of warm worker processes. Its methods are safe for
@@ -189,6 +198,7 @@ type task struct {
 	data      []byte
 	timeout   time.Duration
 	progress  func([]byte)
+	maxRSS    uint64
 	done      chan taskResult     // Do waits here…
 	cb        func([]byte, error) // …or SubmitFunc's callback is called
 	submitted time.Time
@@ -337,6 +347,7 @@ func (p *Pool) newTask(ctx context.Context, t Task) *task {
 		data:      t.Data,
 		timeout:   t.Timeout,
 		progress:  t.Progress,
+		maxRSS:    t.MaxRSS,
 		submitted: time.Now(),
 	}
 	if tk.timeout <= 0 {

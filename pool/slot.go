@@ -25,10 +25,16 @@ type slot struct {
 	waitMu     sync.Mutex
 	waitCancel context.CancelFunc // ends the current wait for the worker (see recv)
 	recycle    chan struct{}      // the sampler found the worker above MaxRSS
-	stopped    atomic.Bool
-	everReady  bool // touched only by the slot's goroutine (and New, before it starts)
-	starts     int  // worker processes this slot started
-	nextID     uint64
+	// head is the task the worker runs now (nil: none), published by the
+	// slot for the sampler; over is set by the sampler to the head task
+	// found above its Task.MaxRSS, and taken by the slot.
+	head      atomic.Pointer[task]
+	over      atomic.Pointer[task]
+	overRSS   atomic.Uint64
+	stopped   atomic.Bool
+	everReady bool // touched only by the slot's goroutine (and New, before it starts)
+	starts    int  // worker processes this slot started
+	nextID    uint64
 	// taskTime is a moving average of how long the worker's tasks take
 	// (zero: none measured yet), for choosing the pipeline depth.
 	taskTime time.Duration
@@ -109,7 +115,8 @@ func (s *slot) sampled(snap *proc.Snapshot) {
 		return
 	}
 	s.mu.Lock()
-	if s.pid == pid {
+	same := s.pid == pid
+	if same {
 		if !s.lastAt.IsZero() {
 			if dt := snap.Taken.Sub(s.lastAt); dt > 0 {
 				s.cpuPct = 100 * float64(st.CPU-s.lastCPU) / float64(dt)
@@ -118,6 +125,12 @@ func (s *slot) sampled(snap *proc.Snapshot) {
 		s.lastCPU, s.lastAt, s.rss = st.CPU, snap.Taken, st.RSS
 	}
 	s.mu.Unlock()
+	if h := s.head.Load(); h != nil && h.maxRSS > 0 && st.RSS > h.maxRSS && same {
+		// The task's limit: stop the worker now, not after the task.
+		s.overRSS.Store(st.RSS)
+		s.over.Store(h)
+		s.interrupt()
+	}
 	if s.p.cfg.MaxRSS > 0 && st.RSS > s.p.cfg.MaxRSS {
 		select {
 		case s.recycle <- struct{}{}:
@@ -239,9 +252,11 @@ func (s *slot) serve(w *workerProc, backlog []*task) (rest []*task, crashed bool
 	armHead := func() {
 		headDeadline = time.Time{}
 		if len(inflight) == 0 {
+			s.head.Store(nil)
 			return
 		}
 		h := inflight[0]
+		s.head.Store(h)
 		h.started = time.Now()
 		if h.timeout > 0 {
 			headDeadline = h.started.Add(h.timeout)
@@ -369,6 +384,7 @@ func (s *slot) serve(w *workerProc, backlog []*task) (rest []*task, crashed bool
 	}
 	// end stops w for good and assigns the head task's failure.
 	end := func(headErr error) {
+		s.head.Store(nil)
 		w.cmd.Kill()
 		w.ch.Close()
 		if len(inflight) > 0 {
@@ -486,6 +502,17 @@ func (s *slot) serve(w *workerProc, backlog []*task) (rest []*task, crashed bool
 		if checkCancelled() {
 			return rest, crashed
 		}
+		if over := s.over.Swap(nil); over != nil && len(inflight) > 0 && inflight[0] == over {
+			if err := drain(); err != nil { // its result may be here already
+				died(err)
+				return rest, crashed
+			}
+			if len(inflight) > 0 && inflight[0] == over {
+				end(fmt.Errorf("%w: %d MiB > %d MiB: worker %d and its process group were killed", ErrMemory,
+					s.overRSS.Load()>>20, over.maxRSS>>20, w.cmd.Process.Pid))
+				return rest, crashed
+			}
+		}
 		if len(inflight) == 0 && len(backlog) == 0 && (w.retiring || (p.draining() && len(p.queue) == 0)) {
 			s.retire(w)
 			return rest, false
@@ -596,8 +623,9 @@ func (s *slot) recv(w *workerProc, deadline time.Time) (ipc.Message, error) {
 		s.waitCancel = nil
 		s.waitMu.Unlock()
 	}()
-	// A caller that gave up before the wait was registered left its mark.
-	if len(s.cancelled) > 0 {
+	// A caller that gave up, or a task found above its memory limit,
+	// before the wait was registered left its mark.
+	if len(s.cancelled) > 0 || s.over.Load() != nil {
 		cancel()
 	}
 	return w.ch.Recv(ctx)

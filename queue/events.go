@@ -1,0 +1,410 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// EventType names what happened to a job. Each event carries the job's
+// record after it; its type is the record's state, but for progress.
+type EventType string
+
+// The event types.
+const (
+	// EventActive: a worker started an attempt.
+	EventActive EventType = "active"
+	// EventProgress: the running attempt reported progress.
+	EventProgress EventType = "progress"
+	// EventCompleted: the job completed; the record has its result.
+	EventCompleted EventType = "completed"
+	// EventFailed: an attempt failed and another will follow (RunAt).
+	EventFailed EventType = "failed"
+	// EventDead: the last attempt failed; the job is in the dead-letter
+	// stream.
+	EventDead EventType = "dead"
+	// EventWaiting: a dead job was sent back to the queue (Retry), or a
+	// worker shutting down gave back a job it had not finished.
+	EventWaiting EventType = "waiting"
+)
+
+func (t EventType) state() State {
+	if t == EventProgress {
+		return Active
+	}
+	return State(t)
+}
+
+// Event is one event of a queue.
+type Event struct {
+	Type EventType
+	// Seq is the event's sequence number in the queue's event stream, to
+	// resume from (EventsOptions.StartSeq).
+	Seq  uint64
+	Time time.Time
+	// Job is the job's record after the event.
+	Job *Job
+}
+
+// EventsOptions chooses the events Events delivers.
+type EventsOptions struct {
+	// StartSeq replays the kept events from that sequence number on.
+	StartSeq uint64
+	// Since replays the kept events stored at or after that time (when
+	// StartSeq is zero). With both zero, only new events are delivered.
+	Since time.Time
+	// Types keeps only events of those types; empty means all.
+	Types []EventType
+	// ID keeps only the events of that job.
+	ID string
+}
+
+// Events calls fn for each event of queue, in order: first the kept events
+// chosen by opts, then new ones as they happen, until ctx ends (it returns
+// ctx.Err()) or fn returns an error (it returns that error).
+func (c *Client) Events(ctx context.Context, queue string, opts EventsOptions, fn func(Event) error) error {
+	h, err := c.handle(ctx, queue)
+	if err != nil {
+		return err
+	}
+	occ := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverNewPolicy}
+	switch {
+	case opts.StartSeq > 0:
+		occ.DeliverPolicy, occ.OptStartSeq = jetstream.DeliverByStartSequencePolicy, opts.StartSeq
+	case !opts.Since.IsZero():
+		since := opts.Since
+		occ.DeliverPolicy, occ.OptStartTime = jetstream.DeliverByStartTimePolicy, &since
+	}
+	id := "*"
+	if opts.ID != "" {
+		id = opts.ID
+	}
+	if len(opts.Types) == 0 {
+		occ.FilterSubjects = []string{eventSubject(queue, "*", id)}
+	}
+	for _, t := range opts.Types {
+		occ.FilterSubjects = append(occ.FilterSubjects, eventSubject(queue, string(t), id))
+	}
+	cons, err := c.js.OrderedConsumer(ctx, h.events.CachedInfo().Config.Name, occ)
+	if err != nil {
+		return fmt.Errorf("queue: events: %w", err)
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return fmt.Errorf("queue: events: %w", err)
+	}
+	defer it.Stop()
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	for {
+		m, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("queue: events: %w", err)
+		}
+		ev, err := decodeEvent(queue, m.Subject(), m.Data())
+		if err != nil {
+			continue // not ours to judge: skip what a foreign producer wrote
+		}
+		if md, err := m.Metadata(); err == nil {
+			ev.Seq, ev.Time = md.Sequence.Stream, md.Timestamp
+		}
+		if err := fn(ev); err != nil {
+			return err
+		}
+	}
+}
+
+// decodeEvent reads an event message of queue q.
+func decodeEvent(q, subject string, data []byte) (Event, error) {
+	rest, ok := strings.CutPrefix(subject, "kin.qe."+q+".")
+	typ, _, ok2 := strings.Cut(rest, ".")
+	if !ok || !ok2 {
+		return Event{}, fmt.Errorf("queue: %q is not an event subject of queue %s", subject, q)
+	}
+	j, err := decodeRecord(data)
+	if err != nil {
+		return Event{}, err
+	}
+	return Event{Type: EventType(typ), Job: j}, nil
+}
+
+// lastRecord returns the job's latest record, or nil if there is none.
+func (c *Client) lastRecord(ctx context.Context, h *queueHandle, id string) (*Job, error) {
+	m, err := h.events.GetLastMsgForSubject(ctx, anyEventSubject(h.name, id))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("queue: job %s: %w", id, err)
+	}
+	j, err := decodeRecord(m.Data)
+	if err != nil {
+		return nil, err
+	}
+	return j, nil
+}
+
+// Get returns the job's record.
+func (c *Client) Get(ctx context.Context, queue, id string) (*Job, error) {
+	h, err := c.existing(ctx, queue)
+	if errors.Is(err, ErrNoQueue) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !validID(id) {
+		return nil, ErrNotFound
+	}
+	rec, err := c.lastRecord(ctx, h, id)
+	if err != nil {
+		return nil, err
+	}
+	if rec != nil && rec.State == Completed {
+		return rec, nil
+	}
+	// Waiting, delayed, running or between attempts: the job's message is
+	// in the work stream.
+	m, err := h.work.GetLastMsgForSubject(ctx, anyJobSubject(queue, id))
+	switch {
+	case err == nil:
+		return jobFromMsg(queue, id, m, rec), nil
+	case !errors.Is(err, jetstream.ErrMsgNotFound):
+		return nil, fmt.Errorf("queue: job %s: %w", id, err)
+	}
+	if rec == nil || rec.State == Dead {
+		m, err := h.dlq.GetLastMsgForSubject(ctx, deadSubject(queue, id))
+		switch {
+		case err == nil:
+			if rec == nil {
+				rec = jobFromMsg(queue, id, m, nil)
+				rec.State = Dead
+			} else {
+				rec.Data = m.Data
+			}
+			return rec, nil
+		case !errors.Is(err, jetstream.ErrMsgNotFound):
+			return nil, fmt.Errorf("queue: job %s: %w", id, err)
+		}
+	}
+	// It may have finished while we looked.
+	if rec2, err := c.lastRecord(ctx, h, id); err != nil {
+		return nil, err
+	} else if rec2 != nil {
+		return rec2, nil
+	}
+	return nil, ErrNotFound
+}
+
+// jobFromMsg builds a job from its message (in the work or dead-letter
+// stream) and its latest record, if any.
+func jobFromMsg(q, id string, m *jetstream.RawStreamMsg, rec *Job) *Job {
+	o, _ := decodeHeaders(m.Header)
+	j := &Job{ID: id, Queue: q, State: Waiting, Attempts: o.attempts, Added: o.added, Priority: o.priority}
+	if rest, ok := strings.CutPrefix(m.Subject, "kin.q."+q+"."); ok {
+		p, _, _ := strings.Cut(rest, ".")
+		if p == "delayed" {
+			j.State = Delayed
+			if at, ok := strings.CutPrefix(m.Header.Get(hdrSchedule), "@at "); ok {
+				j.RunAt, _ = time.Parse(time.RFC3339Nano, at)
+			}
+			if tgt := m.Header.Get(hdrSchedTgt); tgt != "" {
+				parts := strings.Split(tgt, ".")
+				if len(parts) == 5 {
+					j.Priority = Priority(parts[3])
+				}
+			}
+		} else {
+			j.Priority = Priority(p)
+		}
+	}
+	if j.Added.IsZero() {
+		j.Added = m.Time
+	}
+	j.Timeout, j.MaxMemory = o.timeout, o.maxMemory
+	if rec != nil && j.State != Delayed {
+		data := m.Data
+		j = rec
+		j.Data = data
+	} else {
+		j.Data = m.Data
+	}
+	if len(j.Data) == 0 {
+		j.Data = nil
+	}
+	return j
+}
+
+// Wait waits until the job completes or dies and returns its record. For a
+// dead job it returns the record and the job's *JobError.
+func (c *Client) Wait(ctx context.Context, queue, id string) (*Job, error) {
+	_, err := c.existing(ctx, queue)
+	if errors.Is(err, ErrNoQueue) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !validID(id) {
+		return nil, ErrNotFound
+	}
+	ch := make(chan *nats.Msg, 64)
+	// Subscribe before looking, so that no event can slip between.
+	sub, err := c.nc.ChanSubscribe(anyEventSubject(queue, id), ch)
+	if err != nil {
+		return nil, fmt.Errorf("queue: wait: %w", err)
+	}
+	defer sub.Unsubscribe()
+	done := func(j *Job) (*Job, error, bool) {
+		switch j.State {
+		case Completed:
+			return j, nil, true
+		case Dead:
+			if j.Error == nil {
+				j.Error = &JobError{Message: "dead", Cause: CauseError}
+			}
+			return j, j.Error, true
+		}
+		return nil, nil, false
+	}
+	check := func() (*Job, error, bool) {
+		j, err := c.Get(ctx, queue, id)
+		if err != nil {
+			return nil, err, true
+		}
+		return done(j)
+	}
+	if j, err, ok := check(); ok {
+		return j, err
+	}
+	// Events can be dropped for a slow subscriber: look again now and then.
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case m := <-ch:
+			j, err := decodeRecord(m.Data)
+			if err != nil {
+				continue
+			}
+			if j, err, ok := done(j); ok {
+				return j, err
+			}
+		case <-tick.C:
+			if j, err, ok := check(); ok {
+				return j, err
+			}
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// Retry sends a dead job back to its queue, with its attempts counted
+// afresh.
+func (c *Client) Retry(ctx context.Context, queue, id string) error {
+	h, err := c.existing(ctx, queue)
+	if errors.Is(err, ErrNoQueue) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	if !validID(id) {
+		return ErrNotFound
+	}
+	m, err := h.dlq.GetLastMsgForSubject(ctx, deadSubject(queue, id))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return ErrNotDead
+	}
+	if err != nil {
+		return fmt.Errorf("queue: retry %s: %w", id, err)
+	}
+	return c.retry(ctx, h, id, m)
+}
+
+func (c *Client) retry(ctx context.Context, h *queueHandle, id string, m *jetstream.RawStreamMsg) error {
+	o, err := decodeHeaders(m.Header)
+	if err != nil {
+		return fmt.Errorf("queue: retry %s: %w", id, err)
+	}
+	prio := o.priority.orDefault()
+	if o.added.IsZero() {
+		o.added = m.Time
+	}
+	o.priority = ""
+	jm := &nats.Msg{Subject: jobSubject(h.name, prio, id), Data: m.Data, Header: nats.Header{}}
+	o.encodeHeaders(jm.Header)
+	// Two Retry calls for the same dead message add one job.
+	jm.Header[hdrMsgID] = []string{fmt.Sprintf("%s:retry:%d", id, m.Sequence)}
+	if _, err := c.js.PublishMsg(ctx, jm); err != nil {
+		return fmt.Errorf("queue: retry %s: %w", id, err)
+	}
+	rec := &Job{ID: id, Queue: h.name, State: Waiting, Priority: prio, Attempts: o.attempts, Added: o.added}
+	if last, err := c.lastRecord(ctx, h, id); err == nil && last != nil {
+		rec.Error = last.Error
+	}
+	if _, err := c.js.PublishMsg(ctx, recordMsg(h.name, EventWaiting, rec)); err != nil {
+		return fmt.Errorf("queue: retry %s: %w", id, err)
+	}
+	// Remove this dead letter (not a newer one: the job may have died
+	// again already).
+	err = h.dlq.Purge(ctx, jetstream.WithPurgeSubject(deadSubject(h.name, id)), jetstream.WithPurgeSequence(m.Sequence+1))
+	if err != nil {
+		return fmt.Errorf("queue: retry %s: %w", id, err)
+	}
+	return nil
+}
+
+// RetryDead sends every dead job of queue back to it and returns how many.
+func (c *Client) RetryDead(ctx context.Context, queue string) (int, error) {
+	h, err := c.existing(ctx, queue)
+	if err != nil {
+		return 0, err
+	}
+	info, err := h.dlq.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("queue: retry dead: %w", err)
+	}
+	// Jobs that die again meanwhile get later sequence numbers: stop at
+	// the last one there now.
+	last := info.State.LastSeq
+	n := 0
+	for seq := info.State.FirstSeq; seq <= last && info.State.Msgs > 0; {
+		m, err := h.dlq.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(deadSubject(queue, "*")))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		if err != nil {
+			return n, fmt.Errorf("queue: retry dead: %w", err)
+		}
+		if m.Sequence > last {
+			break
+		}
+		id := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
+		if err := c.retry(ctx, h, id, m); err != nil {
+			return n, err
+		}
+		n++
+		seq = m.Sequence + 1
+	}
+	return n, nil
+}
+
+// recordMsg is the event message of type typ carrying the record j.
+func recordMsg(q string, typ EventType, j *Job) *nats.Msg {
+	rec := *j
+	rec.Data = nil
+	b, _ := json.Marshal(&rec)
+	return &nats.Msg{Subject: eventSubject(q, string(typ), j.ID), Data: b}
+}
+

@@ -1,0 +1,119 @@
+package queue_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/kinproc/kin/internal/kintest"
+	"github.com/kinproc/kin/queue"
+	"github.com/kinproc/kin/worker"
+)
+
+func TestMain(m *testing.M) {
+	worker.Register("echo", func(ctx context.Context, t *worker.Task) ([]byte, error) { return t.Data, nil })
+	kintest.Register("nats-server", serverHelper)
+	worker.Main()
+	kintest.Main(m)
+}
+
+// startServer starts an embedded server in a fresh directory, shut down
+// when the test ends.
+func startServer(t testing.TB, cfg queue.ServerConfig) *queue.Server {
+	t.Helper()
+	if cfg.Dir == "" {
+		cfg.Dir = t.TempDir()
+	}
+	s, err := queue.StartServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Shutdown)
+	return s
+}
+
+// connect connects to s in-process, closed when the test ends.
+func connect(t testing.TB, s *queue.Server) *queue.Client {
+	t.Helper()
+	c, err := queue.Connect(ctxT(t), queue.ConnectConfig{Server: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// setup is a server and a client on it.
+func setup(t testing.TB) (*queue.Server, *queue.Client) {
+	s := startServer(t, queue.ServerConfig{})
+	return s, connect(t, s)
+}
+
+func ctxT(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// nodeWorker returns the command of testdata/worker.js.
+func nodeWorker(t testing.TB) []string {
+	node := kintest.Node(t)
+	wd, _ := os.Getwd()
+	return []string{node, filepath.Join(wd, "testdata", "worker.js")}
+}
+
+// working runs c.Work in the background until the test ends (or stop is
+// called) and returns stop, which returns Work's result.
+func working(t testing.TB, c *queue.Client, q string, cfg queue.WorkConfig) (stop func() queue.WorkStats) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	type res struct {
+		st  queue.WorkStats
+		err error
+	}
+	done := make(chan res, 1)
+	go func() {
+		st, err := c.Work(ctx, q, cfg)
+		done <- res{st, err}
+	}()
+	var r *res
+	stop = func() queue.WorkStats {
+		if r == nil {
+			cancel()
+			v := <-done
+			r = &v
+			if r.err != nil {
+				t.Errorf("Work: %v", r.err)
+			}
+		}
+		return r.st
+	}
+	t.Cleanup(func() { stop() })
+	return stop
+}
+
+func data(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// serverHelper runs an embedded server in a child process, for tests that
+// kill it: args are the store directory and the port.
+func serverHelper(args []string) {
+	port, _ := strconv.Atoi(args[1])
+	s, err := queue.StartServer(queue.ServerConfig{Dir: args[0], Port: port})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	fmt.Println(s.ClientURL())
+	select {}
+}

@@ -407,4 +407,3 @@ func recordMsg(q string, typ EventType, j *Job) *nats.Msg {
 	b, _ := json.Marshal(&rec)
 	return &nats.Msg{Subject: eventSubject(q, string(typ), j.ID), Data: b}
 }
-

@@ -9,7 +9,10 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/spf13/pflag"
+
 	"github.com/kinproc/kin/supervisor"
+	"github.com/kinproc/kin/supervisor/client"
 	"github.com/kinproc/kin/supervisor/config"
 )
 
@@ -23,6 +26,8 @@ config file (kin.yaml, kin.json, a PM2 ecosystem.config.js/.json/.yaml).
 The app gets the environment of this command plus --env K=V; with a config
 file, --env PROFILE applies its env_PROFILE. Waits until every instance is
 online and prints them; exit 1 if any failed.
+kin start NAME, where NAME is an app the daemon knows (or its id, or all)
+and no file here, starts its stopped instances as they are.
 
 Examples:
   kin start app.js -i max --port 3000
@@ -30,7 +35,7 @@ Examples:
   kin start ecosystem.config.js --env production`
 
 func runStart(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "start", "<script|binary|config-file> [flags] [-- ARGS…]", startAbout)
+	fs := newFlags(e, "start", "<script|binary|config-file|app> [flags] [-- ARGS…]", startAbout)
 	name := fs.String("name", "", "app name (default: the script's name)")
 	instances := fs.StringP("instances", "i", "", "instances: a number, or max for one per CPU")
 	port := fs.Int("port", 0, "cluster mode: kin binds this TCP port and hands it to every instance")
@@ -66,9 +71,15 @@ func runStart(ctx context.Context, e *env, args []string) error {
 	}
 	target := pos[0]
 
+	specs, err := knownApps(ctx, e, fs, target, *cwd, appArgs)
+	if err != nil {
+		return err
+	}
 	baseEnv := callerEnv()
-	var specs []supervisor.AppSpec
-	if isConfigFile(target) {
+	switch {
+	case specs != nil:
+		// Start the apps as they are.
+	case isConfigFile(target):
 		var profile string
 		for _, v := range *envs {
 			if strings.Contains(v, "=") {
@@ -109,7 +120,7 @@ func runStart(ctx context.Context, e *env, args []string) error {
 		if len(specs) == 0 {
 			return usageErrorf("start: no app of %s matches --only %s", target, strings.Join(*only, ","))
 		}
-	} else {
+	default:
 		spec, err := scriptSpec(target, appArgs, startFlags{
 			name: *name, instances: *instances, port: *port, host: *host, envs: *envs, cwd: *cwd,
 			maxMemory: *maxMemory, memoryLimit: *memoryLimit, restart: *restart, killTimeout: *killTimeout,
@@ -244,6 +255,51 @@ func scriptSpec(script string, args []string, f startFlags, env map[string]strin
 		return spec, &exitError{code: exitUsage, err: errors.New(strings.TrimPrefix(err.Error(), "supervisor: "))}
 	}
 	return spec, nil
+}
+
+// knownApps returns the specs of the apps target names when it is the name
+// or id of an app the daemon runs (or "all") rather than a file here:
+// kin start NAME starts a stopped app as it is, as pm2 start NAME does,
+// where taking NAME for a program on PATH would replace the app's command.
+// It returns nil when target is no such app, or no daemon runs.
+func knownApps(ctx context.Context, e *env, fs *pflag.FlagSet, target, cwd string, appArgs []string) ([]supervisor.AppSpec, error) {
+	if strings.Contains(target, "/") || isConfigFile(target) {
+		return nil, nil
+	}
+	dir := cwd
+	if dir == "" {
+		dir = "."
+	}
+	if fileExists(filepath.Join(dir, target)) {
+		return nil, nil
+	}
+	c, err := daemonClient(ctx, e, false)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	apps, err := c.Describe(ctx, target)
+	if err != nil {
+		var ae *client.APIError
+		if isNoDaemon(err) || errors.As(err, &ae) && ae.NotFound {
+			return nil, nil
+		}
+		return nil, apiError(err)
+	}
+	changed := len(appArgs) > 0
+	fs.Visit(func(f *pflag.Flag) {
+		if f.Name != "no-wait" && f.Name != "json" {
+			changed = true
+		}
+	})
+	if changed {
+		return nil, usageErrorf("start: %s is an app already: kin start %s starts it as it is; to change it, kin delete it first or start it from a config file", target, target)
+	}
+	specs := make([]supervisor.AppSpec, 0, len(apps))
+	for _, a := range apps {
+		specs = append(specs, a.Spec)
+	}
+	return specs, nil
 }
 
 // isConfigFile tells a config file from a script: YAML and JSON files, and

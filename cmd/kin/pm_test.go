@@ -802,15 +802,20 @@ func TestPMConcurrentFirstCalls(t *testing.T) {
 
 // TestPMResurrect: after kin save and kin kill, kin resurrect (starting a
 // new daemon) brings the same apps back, in the same states: the stopped
-// app stays stopped.
+// app stays stopped; cluster apps serve their ports again, and the stopped
+// one does once started.
 func TestPMResurrect(t *testing.T) {
 	t.Parallel()
 	kintest.Node(t)
 	p := newPM(t)
+	server := example(t, "cluster-node/server.js")
+	sitePort, batchPort := freePort(t), freePort(t)
 	p.ok("start", testdata(t, "idle.js"), "--name", "web", "-i", "2", "--env", "MODE=saved")
-	p.ok("start", testdata(t, "idle.js"), "--name", "batch")
+	p.ok("start", server, "--name", "site", "-i", "2", "--port", sitePort, "--host", "127.0.0.1")
+	p.ok("start", server, "--name", "batch", "--port", batchPort, "--host", "127.0.0.1")
 	p.ok("stop", "batch")
 	p.waitApp("web", "online", 30*time.Second, allOnline(2))
+	p.waitApp("site", "online", 30*time.Second, allOnline(2))
 	before := p.ls()
 	daemon := daemons(p.home)
 	p.ok("save")
@@ -823,8 +828,9 @@ func TestPMResurrect(t *testing.T) {
 	}
 
 	p.ok("resurrect")
-	after := p.waitApp("web", "online", 30*time.Second, allOnline(2))
-	after = append(after, p.app("batch")...)
+	p.waitApp("web", "online", 30*time.Second, allOnline(2))
+	site := p.waitApp("site", "online", 30*time.Second, allOnline(2))
+	after := p.ls()
 	if len(after) != len(before) {
 		t.Fatalf("before: %v\nafter resurrect: %v", before, after)
 	}
@@ -847,6 +853,10 @@ func TestPMResurrect(t *testing.T) {
 			return strings.Contains(p.logText("web"), want)
 		})
 	}
+	waitServedBy(t, "http://127.0.0.1:"+sitePort+"/", pids(site))
+	p.ok("start", "batch")
+	batch := p.waitApp("batch", "online", 30*time.Second, allOnline(1))
+	waitServedBy(t, "http://127.0.0.1:"+batchPort+"/", pids(batch))
 }
 
 // TestPMBadConfig: a malformed config file is refused with exit 2 and
@@ -1069,6 +1079,17 @@ func TestPMCommands(t *testing.T) {
 		t.Errorf("after kin scale web 1: %v", after)
 	}
 	kintest.WaitGone(t, 10*time.Second, list[1].PID, list[2].PID)
+
+	// kin start NAME starts the app as it is: a running one is left alone;
+	// a flag that would change it is refused rather than taking NAME for a
+	// program (which replaced the app's command).
+	p.ok("start", "web")
+	if now := p.app("web"); len(now) != 1 || now[0].PID != one.PID || now[0].Restarts != 0 {
+		t.Errorf("kin start of the running app web: %v, was %v", now, one)
+	}
+	if _, errOut, code := p.run(nil, "start", "web", "-i", "2"); code != 2 || !strings.Contains(errOut, "web is an app already") {
+		t.Errorf("kin start web -i 2: exit %d, %q", code, errOut)
+	}
 
 	// kin signal reaches the app's process.
 	p.ok("signal", "SIGUSR2", "web")

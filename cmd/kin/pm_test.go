@@ -704,6 +704,31 @@ func TestPMStopKillsChildren(t *testing.T) {
 	}
 }
 
+// TestPMStopKillsEscapedChildren: a child that left the app's process
+// group (setsid, as a daemonizing child does) must not outlive kin stop.
+// It does today: a stop signals the process group only. Skipped until kin
+// follows an app's processes beyond its group (a cgroup per instance, or
+// the daemon as child subreaper); KINTEST_KNOWN_BUGS=1 runs it.
+func TestPMStopKillsEscapedChildren(t *testing.T) {
+	if os.Getenv("KINTEST_KNOWN_BUGS") == "" {
+		t.Skip("known: a child that called setsid survives kin stop (KINTEST_KNOWN_BUGS=1 runs this)")
+	}
+	t.Parallel()
+	p := newPM(t)
+	out := filepath.Join(t.TempDir(), "children")
+	p.ok("start", testdata(t, "escape.sh"), "--name", "escape", "--kill-timeout", "1s", "--env", "KINTEST_OUT="+out)
+	var child int
+	kintest.WaitFor(t, 30*time.Second, "the app's child", func() bool {
+		b, _ := os.ReadFile(out)
+		child, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		return child != 0
+	})
+	p.ok("stop", "escape")
+	if kintest.Alive(child) {
+		t.Errorf("the app's child %d still runs after kin stop returned", child)
+	}
+}
+
 // TestPMStopNodeCluster: stopping a clustered Node app that has a SIGTERM
 // handler of its own gives that handler the kill timeout to finish (it
 // got one second: the preload's "drained" was followed by the stop signal

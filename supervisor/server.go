@@ -377,6 +377,9 @@ func (s *Server) updateApp(ctx context.Context, a *app, spec *AppSpec) error {
 	old := a.spec
 	a.spec = &cp
 	a.want = true
+	// The instances that were there before the change; those that scaling
+	// up adds start with the new spec already.
+	kept := append([]*slot(nil), a.slots[:min(len(a.slots), s.instanceCount(spec))]...)
 	s.mu.Unlock()
 	if err := s.ensureSocket(a); err != nil {
 		return err
@@ -387,10 +390,16 @@ func (s *Server) updateApp(ctx context.Context, a *app, spec *AppSpec) error {
 		}
 	}
 	s.restartSchedule(a)
-	if spec.Port > 0 && old.Port == spec.Port {
-		return s.reloadApp(ctx, a)
+	scaled := *old
+	scaled.Instances = spec.Instances
+	switch {
+	case specEqual(&scaled, spec):
+		// Only the instance count changed: the running instances go on.
+		return s.slotsDo(ctx, a, kept, slotCmd{kind: cmdStart}, true)
+	case spec.Port > 0 && old.Port == spec.Port:
+		return s.reloadSlots(ctx, kept)
 	}
-	return s.eachSlot(ctx, a, slotCmd{kind: cmdRestart}, true)
+	return s.slotsDo(ctx, a, kept, slotCmd{kind: cmdRestart}, true)
 }
 
 // ensureSocket binds, rebinds or closes the app's listening socket to match
@@ -424,6 +433,11 @@ func (s *Server) eachSlot(ctx context.Context, a *app, c slotCmd, wait bool) err
 	s.mu.Lock()
 	slots := append([]*slot(nil), a.slots...)
 	s.mu.Unlock()
+	return s.slotsDo(ctx, a, slots, c, wait)
+}
+
+// slotsDo is eachSlot for some of a's slots.
+func (s *Server) slotsDo(ctx context.Context, a *app, slots []*slot, c slotCmd, wait bool) error {
 	errs := make([]error, len(slots))
 	var wg sync.WaitGroup
 	for i, sl := range slots {
@@ -582,6 +596,11 @@ func (s *Server) reloadApp(ctx context.Context, a *app) error {
 	s.mu.Lock()
 	slots := append([]*slot(nil), a.slots...)
 	s.mu.Unlock()
+	return s.reloadSlots(ctx, slots)
+}
+
+// reloadSlots reloads slots one at a time.
+func (s *Server) reloadSlots(ctx context.Context, slots []*slot) error {
 	for _, sl := range slots {
 		if err := sl.send(ctx, slotCmd{kind: cmdReload}); err != nil {
 			return err

@@ -914,6 +914,60 @@ func TestPMBadConfig(t *testing.T) {
 	}
 }
 
+// TestPMConfigChange: kin start of a changed config file: a new instance
+// count alone scales the app and leaves the running instances alone (it
+// restarted them all, the new ones included); any other change reloads
+// the instances of a cluster app, and the env is replaced, not merged.
+func TestPMConfigChange(t *testing.T) {
+	t.Parallel()
+	kintest.Node(t)
+	p := newPM(t)
+	port := freePort(t)
+	url := "http://127.0.0.1:" + port + "/"
+	file := filepath.Join(t.TempDir(), "kin.yaml")
+	write := func(instances int, env string) {
+		t.Helper()
+		y := fmt.Sprintf("apps:\n  - name: web\n    script: %s\n    instances: %d\n    port: %s\n    host: 127.0.0.1\n    env: {%s}\n",
+			example(t, "cluster-node/server.js"), instances, port, env)
+		if err := os.WriteFile(file, []byte(y), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(1, "MODE: a, EXTRA: x")
+	p.ok("start", file)
+	first := p.waitApp("web", "online", 30*time.Second, allOnline(1))
+
+	write(3, "MODE: a, EXTRA: x")
+	p.ok("start", file)
+	scaled := p.waitApp("web", "online", 30*time.Second, allOnline(3))
+	for _, in := range scaled {
+		if in.Restarts != 0 || in.Instance == 0 && in.PID != first[0].PID {
+			t.Errorf("after scaling up by config: %v (instance 0 was %v)", in, first[0])
+		}
+	}
+	waitServedBy(t, url, pids(scaled))
+
+	write(2, "MODE: b")
+	p.ok("start", file)
+	changed := p.waitApp("web", "online", 30*time.Second, allOnline(2))
+	for i, in := range changed {
+		if in.Restarts != 1 || in.PID == scaled[i].PID {
+			t.Errorf("after a changed env: %v, was %v; want a reload", in, scaled[i])
+		}
+	}
+	kintest.WaitGone(t, 30*time.Second, pids(scaled)...)
+	waitServedBy(t, url, pids(changed))
+	var apps []struct {
+		Spec struct{ Env map[string]string }
+	}
+	if err := json.Unmarshal([]byte(p.ok("describe", "web", "--json", "--env")), &apps); err != nil || len(apps) != 1 {
+		t.Fatalf("kin describe web --json --env: %v %v", apps, err)
+	}
+	if env := apps[0].Spec.Env; env["MODE"] != "b" || env["EXTRA"] != "" {
+		t.Errorf("the env was merged, not replaced: MODE=%q EXTRA=%q", env["MODE"], env["EXTRA"])
+	}
+}
+
 // TestPMLogs: log files rotate at KIN_LOG_MAX_SIZE and keep KIN_LOG_KEEP
 // rotated files; kin logs prints the last lines, as text or JSON; kin
 // flush empties the logs, and lines written afterwards are logged.

@@ -439,7 +439,8 @@ func (c *Cmd) Signal(sig syscall.Signal) error {
 	return nil
 }
 
-// Stop stops the child and everything in its process group: StopSignal,
+// Stop stops the child and everything in its process group — and its
+// descendants that left the group (setsid), signalled by pid —: StopSignal,
 // then SIGKILL after StopTimeout, or at once if ctx ends first. It returns
 // when the child has been reaped; nil means it is gone, however it ended
 // (Wait reports how). Stopping a child that already exited does nothing.
@@ -453,18 +454,33 @@ func (c *Cmd) Stop(ctx context.Context) error {
 	if c.Exited() {
 		return nil
 	}
+	// Descendants that left the group (setsid) are signalled by pid: they
+	// must not outlive the stop either.
+	deadline := time.Now().Add(c.stopTimeout())
+	escaped := escapedDescendants(c.Process.Pid, c.Process.Pid)
 	if err := c.Signal(c.stopSignal()); err != nil {
 		return err
 	}
+	escaped = signalEscaped(escaped, c.stopSignal())
 	t := time.NewTimer(c.stopTimeout())
 	defer t.Stop()
+	killed := false
 	select {
 	case <-c.done:
-		return nil
 	case <-t.C:
+		killed = true
 	case <-ctx.Done():
+		killed = true
 	}
-	c.Signal(syscall.SIGKILL)
+	if killed {
+		c.Signal(syscall.SIGKILL)
+	}
+	if len(escaped) > 0 {
+		if killed || !waitEscaped(escaped, deadline) {
+			signalEscaped(escaped, syscall.SIGKILL)
+		}
+		waitEscaped(escaped, time.Now().Add(time.Second))
+	}
 	<-c.done
 	return nil
 }
@@ -478,7 +494,15 @@ func (c *Cmd) Kill() error {
 	c.mu.Lock()
 	c.stopping = true
 	c.mu.Unlock()
+	var escaped []escapee
+	if !c.Exited() {
+		escaped = escapedDescendants(c.Process.Pid, c.Process.Pid)
+	}
 	c.Signal(syscall.SIGKILL)
+	if len(escaped) > 0 {
+		signalEscaped(escaped, syscall.SIGKILL)
+		waitEscaped(escaped, time.Now().Add(time.Second))
+	}
 	<-c.done
 	return nil
 }

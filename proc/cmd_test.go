@@ -59,6 +59,18 @@ func TestMain(m *testing.M) {
 		}
 		gc.Wait()
 	})
+	// escaper starts a grandchild that leaves the group and session
+	// (setsid) and ignores SIGTERM, prints its pid and waits.
+	kintest.Register("escaper", func(args []string) {
+		gc := exec.Command("/bin/sh", "-c", "trap '' TERM; while :; do sleep 1; done")
+		gc.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := gc.Start(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		fmt.Println(gc.Process.Pid)
+		gc.Wait()
+	})
 	// forker forks a child with a channel and DieWithParent, prints the
 	// child's pid and waits to be killed.
 	kintest.Register("forker", func(args []string) {
@@ -204,6 +216,28 @@ func TestStopKillsGrandchildren(t *testing.T) {
 	c.Stop(context.Background())
 	// The grandchild ignores SIGTERM; it must have been SIGKILLed with the group.
 	kintest.WaitGone(t, 5*time.Second, gc, c.Process.Pid)
+}
+
+// Regression: a descendant that called setsid outlived Stop, which
+// signalled the process group only.
+func TestStopKillsEscapedDescendants(t *testing.T) {
+	t.Parallel()
+	for _, kill := range []bool{false, true} {
+		c := helper("escaper")
+		c.StopTimeout = 300 * time.Millisecond
+		gc, _ := strconv.Atoi(startReady(t, c))
+		if !kintest.Alive(gc) {
+			t.Fatalf("grandchild %d not running", gc)
+		}
+		if kill {
+			c.Kill()
+		} else {
+			c.Stop(context.Background())
+		}
+		if kintest.Alive(gc) {
+			t.Fatalf("kill=%v: escaped grandchild %d still running after Stop returned", kill, gc)
+		}
+	}
 }
 
 func TestOrphansStoppedWhenChildExits(t *testing.T) {

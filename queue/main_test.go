@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kinproc/kin/internal/kintest"
+	"github.com/kinproc/kin/pool"
 	"github.com/kinproc/kin/queue"
 	"github.com/kinproc/kin/worker"
 )
@@ -117,3 +118,17 @@ func serverHelper(args []string) {
 	fmt.Println(s.ClientURL())
 	select {}
 }
+
+// goPool starts a pool of n Go workers ("echo", this test binary
+// re-executed, frame codec), closed when the test ends.
+func goPool(t testing.TB, n int) *pool.Pool {
+	t.Helper()
+	p, err := pool.New(pool.Config{Func: "echo", Workers: n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

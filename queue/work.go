@@ -65,6 +65,10 @@ type WorkConfig struct {
 	// Log receives what goes wrong in the background (a lost connection,
 	// a record that could not be written); nil means nowhere.
 	Log *slog.Logger
+	// OnDone, when not nil, is called with each job's record once an
+	// attempt's outcome is stored: completed, failed or dead. It is called
+	// on one goroutine, in order: keep it quick.
+	OnDone func(job *Job)
 }
 
 // WorkStats counts what a Work call did.
@@ -217,6 +221,7 @@ const (
 // dead letter), then acknowledge or not.
 type verdict struct {
 	r       *run
+	rec     *Job // for OnDone; nil: not an outcome
 	msgs    []*nats.Msg
 	futures []jetstream.PubAckFuture
 	act     action
@@ -522,17 +527,19 @@ loop:
 		}
 	}
 	// Give back what was not started, and what the outstanding pull
-	// requests still deliver (they end within idlePoll).
-	for r := pop(); r != nil; r = pop() {
-		w.release(r)
-	}
+	// requests still deliver (they end within idlePoll). Wait for those to
+	// end first: a job given back while one is pending would come straight
+	// back to it.
 	for i := range idle {
 		if idle[i] == nil {
 			continue
 		}
 		for m := range idle[i] {
-			w.release(w.hold(m))
+			take(m)
 		}
+	}
+	for r := pop(); r != nil; r = pop() {
+		w.release(r)
 	}
 }
 
@@ -759,7 +766,7 @@ func (w *worker) finish(r *run, result []byte, jerr *JobError) {
 	if jerr == nil {
 		rec.State, rec.Result, rec.Error = Completed, asJSON(result), nil
 		w.completed.Add(1)
-		w.publish(&verdict{r: r, msgs: []*nats.Msg{recordMsg(w.q, EventCompleted, &rec)}, act: actAck})
+		w.publish(&verdict{r: r, rec: &rec, msgs: []*nats.Msg{recordMsg(w.q, EventCompleted, &rec)}, act: actAck})
 		return
 	}
 	if rec.Attempt >= rec.Attempts {
@@ -770,7 +777,7 @@ func (w *worker) finish(r *run, result []byte, jerr *JobError) {
 	w.failed.Add(1)
 	delay := r.opts.backoff.Wait(rec.Attempt)
 	rec.State, rec.Error, rec.RunAt = Failed, jerr, now.Add(delay)
-	w.publish(&verdict{r: r, msgs: []*nats.Msg{recordMsg(w.q, EventFailed, &rec)}, act: actNak, delay: delay})
+	w.publish(&verdict{r: r, rec: &rec, msgs: []*nats.Msg{recordMsg(w.q, EventFailed, &rec)}, act: actNak, delay: delay})
 }
 
 // bury dead-letters the job: its message goes to the dead-letter stream
@@ -792,7 +799,7 @@ func (w *worker) bury(r *run, jerr *JobError) {
 	if dm.Header.Get(hdrAdded) == "" {
 		dm.Header[hdrAdded] = []string{strconv.FormatInt(rec.Added.UnixMilli(), 10)}
 	}
-	w.publish(&verdict{r: r, msgs: []*nats.Msg{dm, recordMsg(w.q, EventDead, &rec)}, act: actAck})
+	w.publish(&verdict{r: r, rec: &rec, msgs: []*nats.Msg{dm, recordMsg(w.q, EventDead, &rec)}, act: actAck})
 }
 
 // release gives an unfinished job back to the queue, without counting an
@@ -866,6 +873,9 @@ func (w *worker) commitLoop() {
 		}
 		if err != nil {
 			w.log.Warn("queue: acknowledge", "queue", w.q, "id", v.r.id, "err", err)
+		}
+		if ok && v.rec != nil && w.cfg.OnDone != nil {
+			w.cfg.OnDone(v.rec)
 		}
 		w.let(v.r)
 	}

@@ -1,10 +1,11 @@
 package main
 
 // Process-manager tests: the real kin binary, the real daemon it starts on
-// first use, real Node, Python and Go apps, driven through the CLI as a
-// user would. Each test has its own KIN_HOME (so its own daemon) and ends
-// with kin kill; its cleanup then checks that nothing it started is still
-// running, and that the daemon's log holds no data race or panic.
+// first use (under -race, one built with -race: see newPM), real Node,
+// Python and Go apps, driven through the CLI as a user would. Each test has
+// its own KIN_HOME (so its own daemon) and ends with kin kill; its cleanup
+// then checks that nothing it started is still running, and that the
+// daemon's log holds no data race or panic.
 
 import (
 	"bytes"

@@ -19,6 +19,7 @@ import (
 func TestMain(m *testing.M) {
 	worker.Register("echo", func(ctx context.Context, t *worker.Task) ([]byte, error) { return t.Data, nil })
 	kintest.Register("nats-server", serverHelper)
+	kintest.Register("queue-worker", queueWorkerHelper)
 	worker.Main()
 	kintest.Main(m)
 }

@@ -43,11 +43,8 @@ func TestMain(m *testing.M) {
 		}
 	}
 	binDir = dir
-	code := func() int {
-		defer os.RemoveAll(dir)
-		kintest.Main(m)
-		return 0
-	}()
+	code := kintest.Run(m)
+	os.RemoveAll(dir)
 	os.Exit(code)
 }
 

@@ -50,9 +50,15 @@ func Register(name string, fn func(args []string)) {
 //
 //	func TestMain(m *testing.M) { kintest.Main(m) }
 func Main(m *testing.M) {
+	os.Exit(Run(m))
+}
+
+// Run is Main without the exit: it returns the exit code, so that a
+// TestMain with something to clean up after the tests (Main's os.Exit
+// skips deferred calls) can do so, then exit with it.
+func Run(m *testing.M) int {
 	if name := os.Getenv(EnvHelper); name != "" {
-		RunHelper(name)
-		return
+		RunHelper(name) // exits
 	}
 	initRuntimeFDs()
 	before := openFDs()
@@ -63,7 +69,7 @@ func Main(m *testing.M) {
 			code = 1
 		}
 	}
-	os.Exit(code)
+	return code
 }
 
 // RunHelper runs the helper called name with os.Args[1:] and exits. It is for

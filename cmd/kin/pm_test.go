@@ -706,27 +706,41 @@ func TestPMStopKillsChildren(t *testing.T) {
 }
 
 // TestPMStopKillsEscapedChildren: a child that left the app's process
-// group (setsid, as a daemonizing child does) must not outlive kin stop.
-// It does today: a stop signals the process group only. Skipped until kin
-// follows an app's processes beyond its group (a cgroup per instance, or
-// the daemon as child subreaper); KINTEST_KNOWN_BUGS=1 runs it.
+// group (setsid, as a daemonizing child does) does not outlive kin stop
+// (it did: a stop signalled the group only). A double-forked one, orphaned
+// before the stop, still does: kin finds the escaped ones among the app's
+// descendants at stop time, and an orphan is none. That part is skipped
+// until kin follows an app's processes otherwise (a cgroup per instance,
+// or the daemon as child subreaper); KINTEST_KNOWN_BUGS=1 runs it.
 func TestPMStopKillsEscapedChildren(t *testing.T) {
-	if os.Getenv("KINTEST_KNOWN_BUGS") == "" {
-		t.Skip("known: a child that called setsid survives kin stop (KINTEST_KNOWN_BUGS=1 runs this)")
-	}
 	t.Parallel()
 	p := newPM(t)
 	out := filepath.Join(t.TempDir(), "children")
 	p.ok("start", testdata(t, "escape.sh"), "--name", "escape", "--kill-timeout", "1s", "--env", "KINTEST_OUT="+out)
-	var child int
-	kintest.WaitFor(t, 30*time.Second, "the app's child", func() bool {
+	var children []int
+	kintest.WaitFor(t, 30*time.Second, "the app's children", func() bool {
 		b, _ := os.ReadFile(out)
-		child, _ = strconv.Atoi(strings.TrimSpace(string(b)))
-		return child != 0
+		children = nil
+		for _, f := range strings.Fields(string(b)) {
+			if n, err := strconv.Atoi(f); err == nil {
+				children = append(children, n)
+			}
+		}
+		return len(children) == 2
 	})
+	child, orphan := children[0], children[1]
 	p.ok("stop", "escape")
 	if kintest.Alive(child) {
-		t.Errorf("the app's child %d still runs after kin stop returned", child)
+		t.Errorf("the app's setsid child %d still runs after kin stop returned", child)
+	}
+	if kintest.Alive(orphan) {
+		if os.Getenv("KINTEST_KNOWN_BUGS") == "" {
+			// Known; the cleanup would fail the test for it.
+			syscall.Kill(orphan, syscall.SIGKILL)
+			kintest.WaitGone(t, 10*time.Second, orphan)
+			t.Skip("known: a double-forked child, orphaned before the stop, outlives kin stop (KINTEST_KNOWN_BUGS=1 fails on it)")
+		}
+		t.Errorf("the app's double-forked child %d still runs after kin stop returned", orphan)
 	}
 }
 

@@ -77,6 +77,14 @@ func TestMain(m *testing.M) {
 		hog = append(hog, b)
 		return os.Getpid(), nil
 	}))
+	worker.Register("alloc-hold", worker.JSON(func(ctx context.Context, in struct{ MB, HoldMS int }) (int, error) {
+		b := make([]byte, in.MB<<20)
+		for i := range b {
+			b[i] = 1
+		}
+		time.Sleep(time.Duration(in.HoldMS) * time.Millisecond)
+		return len(b) >> 20, nil
+	}))
 	kintest.Register("garbage", func(args []string) {
 		// Answers the first task with bytes that are not JSON.
 		fd, _ := strconv.Atoi(os.Getenv("KIN_CHANNEL_FD"))
@@ -448,6 +456,30 @@ func TestRecycleAboveMaxRSS(t *testing.T) {
 	out, err = p.Submit(ctx, []byte(`1`))
 	if second, _ := strconv.Atoi(string(out)); err != nil || second == first {
 		t.Fatalf("after recycling: %q %v", out, err)
+	}
+}
+
+// TestTaskMemoryLimit: a task whose worker grows past the task's MaxRSS
+// fails with ErrMemory while it runs (not after), its worker killed; the
+// next task runs on a new worker, and a task under its limit is untouched.
+func TestTaskMemoryLimit(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	p := newPool(t, pool.Config{Func: "alloc-hold", Workers: 1, SampleInterval: 20 * time.Millisecond})
+	start := time.Now()
+	_, err := p.Do(ctx, pool.Task{Data: []byte(`{"MB":200,"HoldMS":20000}`), MaxRSS: 100 << 20})
+	if !errors.Is(err, pool.ErrMemory) || !strings.Contains(err.Error(), "process group were killed") {
+		t.Fatalf("err = %v", err)
+	}
+	if el := time.Since(start); el > 10*time.Second {
+		t.Errorf("killed after %v", el)
+	}
+	out, err := p.Do(ctx, pool.Task{Data: []byte(`{"MB":1,"HoldMS":100}`), MaxRSS: 100 << 20})
+	if err != nil || string(out) != "1" {
+		t.Fatalf("small task: %q %v", out, err)
+	}
+	if st := p.Stats(); st.Restarts != 1 || st.Failed != 1 {
+		t.Errorf("stats %+v", st)
 	}
 }
 

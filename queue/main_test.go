@@ -20,6 +20,7 @@ func TestMain(m *testing.M) {
 	worker.Register("echo", func(ctx context.Context, t *worker.Task) ([]byte, error) { return t.Data, nil })
 	kintest.Register("nats-server", serverHelper)
 	kintest.Register("queue-worker", queueWorkerHelper)
+	kintest.Register("nats-node", nodeHelper)
 	worker.Main()
 	kintest.Main(m)
 }

@@ -17,6 +17,8 @@ type (
 		Apps []AppSpec `json:"apps"`
 		// Wait: answer once every instance is online (or failed).
 		Wait bool `json:"wait,omitempty"`
+		// UpdateEnv: existing apps take the new CallerEnv.
+		UpdateEnv bool `json:"update_env,omitempty"`
 	}
 	// TargetRequest is the body of stop, restart, reload, delete, flush.
 	TargetRequest struct {
@@ -91,7 +93,7 @@ func (s *Server) Handler(opts HandlerOptions) http.Handler {
 		if !readJSON(w, r, &req) {
 			return
 		}
-		out, err := s.StartApps(r.Context(), req.Apps, StartOptions{Wait: req.Wait})
+		out, err := s.StartApps(r.Context(), req.Apps, StartOptions{Wait: req.Wait, UpdateEnv: req.UpdateEnv})
 		reply(w, nonNil(out), err)
 	})
 	for name, op := range map[string]func(context.Context, string) error{

@@ -121,6 +121,9 @@ func (s *Server) instanceEnv(spec *AppSpec, sl *slot) []string {
 			env[k] = v
 		}
 	}
+	for k, v := range spec.CallerEnv {
+		env[k] = v
+	}
 	for k, v := range spec.Env {
 		env[k] = v
 	}

@@ -52,7 +52,10 @@ func (r *restartState) decide(s *AppSpec, uptime time.Duration, now time.Time, j
 	if max == 0 {
 		max = DefaultMaxRestarts
 	}
-	if max > 0 && len(r.history) >= max {
+	// The budget is spent by more than max restarts within the window, or
+	// by more than max quick crashes in a row: with backoff growing to
+	// 30 s, a crash loop would otherwise never fill a one-minute window.
+	if max > 0 && (len(r.history) >= max || r.quick > max) {
 		return 0, true
 	}
 	r.history = append(r.history, now)

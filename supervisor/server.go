@@ -167,6 +167,9 @@ type StartOptions struct {
 	// Wait makes StartApps return only when every instance is online (or
 	// has failed): the zero value returns once the instances are started.
 	Wait bool
+	// UpdateEnv makes an existing app take the new spec's CallerEnv; by
+	// default it keeps its own.
+	UpdateEnv bool
 }
 
 // StartApps starts the apps in specs, in dependency order (an app waits for
@@ -187,7 +190,7 @@ func (s *Server) StartApps(ctx context.Context, specs []AppSpec, opts StartOptio
 		if err := s.waitDeps(ctx, &spec); err != nil {
 			return s.listNames(names), err
 		}
-		if err := s.startApp(ctx, &spec); err != nil {
+		if err := s.startApp(ctx, &spec, opts); err != nil {
 			return s.listNames(names), err
 		}
 		names = append(names, spec.Name)
@@ -295,7 +298,7 @@ func (s *Server) waitApp(ctx context.Context, name string) error {
 	return nil
 }
 
-func (s *Server) startApp(ctx context.Context, spec *AppSpec) error {
+func (s *Server) startApp(ctx context.Context, spec *AppSpec, opts StartOptions) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -307,6 +310,9 @@ func (s *Server) startApp(ctx context.Context, spec *AppSpec) error {
 		return s.addApp(spec, true)
 	}
 	s.mu.Lock()
+	if !opts.UpdateEnv {
+		spec.CallerEnv = a.spec.CallerEnv
+	}
 	same := specEqual(a.spec, spec)
 	s.mu.Unlock()
 	if same {

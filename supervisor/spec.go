@@ -86,6 +86,12 @@ type AppSpec struct {
 	// merges with, the previous Env when the app is started again from a
 	// changed config.
 	Env map[string]string `json:"env,omitempty"`
+	// CallerEnv is the environment of whoever started the app (`kin start`
+	// passes its own, as PM2 does), under Env. Unlike Env it is kept when
+	// the app is started again with a different one, unless the start asks
+	// to update it (StartOptions.UpdateEnv, `kin start --update-env`): a
+	// different shell is no reason to restart an app. Nil means none.
+	CallerEnv map[string]string `json:"caller_env,omitempty"`
 	// Instances is how many copies run; 0 means 1, -1 means one per CPU
 	// ("max").
 	Instances int `json:"instances,omitempty"`
@@ -113,8 +119,9 @@ type AppSpec struct {
 	// stable rather than a quick crash; zero means 1 s.
 	MinUptime Duration `json:"min_uptime,omitempty"`
 	// MaxRestarts is the restart budget: more than this many restarts within
-	// RestartWindow put the instance in StatusErrored. Zero means 15; -1
-	// means unlimited.
+	// RestartWindow, or more than this many quick crashes in a row (runs
+	// shorter than MinUptime), put the instance in StatusErrored. Zero means
+	// 15; -1 means unlimited.
 	MaxRestarts int `json:"max_restarts,omitempty"`
 	// RestartWindow is the budget's window; zero means 60 s.
 	RestartWindow Duration `json:"restart_window,omitempty"`

@@ -638,3 +638,33 @@ func TestReadinessKinds(t *testing.T) {
 		return in.Status == supervisor.StatusErrored && strings.HasPrefix(in.LastExit, "not ready within 200ms")
 	})
 }
+
+func TestCallerEnvKeptUnlessUpdated(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, supervisor.Config{})
+	spec := helperSpec("ce", "sleep")
+	spec.CallerEnv = map[string]string{"SHELL_THING": "1"}
+	infos, err := s.StartApps(ctxT(t), []supervisor.AppSpec{spec}, supervisor.StartOptions{Wait: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another caller's environment: the running app is left alone.
+	spec.CallerEnv = map[string]string{"SHELL_THING": "2"}
+	if _, err := s.StartApps(ctxT(t), []supervisor.AppSpec{spec}, supervisor.StartOptions{Wait: true}); err != nil {
+		t.Fatal(err)
+	}
+	if in := instances(s, "ce")[0]; in.PID != infos[0].PID {
+		t.Fatalf("restarted for a different caller environment: %+v", in)
+	}
+	// Asked to update it: restarted with it.
+	if _, err := s.StartApps(ctxT(t), []supervisor.AppSpec{spec}, supervisor.StartOptions{Wait: true, UpdateEnv: true}); err != nil {
+		t.Fatal(err)
+	}
+	if in := instances(s, "ce")[0]; in.PID == infos[0].PID {
+		t.Fatal("not restarted with --update-env")
+	}
+	apps, _ := s.Describe("ce")
+	if apps[0].Spec.CallerEnv["SHELL_THING"] != "2" {
+		t.Fatalf("caller env not updated: %v", apps[0].Spec.CallerEnv)
+	}
+}

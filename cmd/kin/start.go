@@ -23,8 +23,9 @@ func init() {
 const startAbout = `Start an app under the kin daemon (started on first use), or every app of a
 config file (kin.yaml, kin.json, a PM2 ecosystem.config.js/.json/.yaml).
 .js/.mjs/.cjs scripts run with node, .py with python3, anything else directly.
-The app gets the environment of this command plus --env K=V; with a config
-file, --env PROFILE applies its env_PROFILE. Waits until every instance is
+The app gets the environment of this command (kept when the app is started
+again, unless --update-env) plus --env K=V; with a config file, --env PROFILE
+applies its env_PROFILE. Waits until every instance is
 online and prints them; exit 1 if any failed.
 kin start NAME, where NAME is an app the daemon knows (or its id, or all)
 and no file here, starts its stopped instances as they are.
@@ -53,6 +54,7 @@ func runStart(ctx context.Context, e *env, args []string) error {
 	cron := fs.String("cron", "", "restart on a cron schedule (\"0 3 * * *\", \"@every 1h\")")
 	interpreter := fs.String("interpreter", "", "interpreter for the script (none: run it directly)")
 	only := fs.StringSlice("only", nil, "with a config file: start only these apps")
+	updateEnv := fs.Bool("update-env", false, "a running app takes this command's environment (by default it keeps the one it was started with)")
 	noWait := fs.Bool("no-wait", false, "return once started, without waiting for the instances to be online")
 	asJSON := fs.Bool("json", false, "print the instances as a JSON array")
 	if err := parseFlags(fs, args); err != nil {
@@ -110,11 +112,7 @@ func runStart(ctx context.Context, e *env, args []string) error {
 			if len(keep) > 0 && !keep[spec.Name] {
 				continue
 			}
-			env := copyEnv(baseEnv)
-			for k, v := range spec.Env {
-				env[k] = v
-			}
-			spec.Env = env
+			spec.CallerEnv = baseEnv
 			specs = append(specs, spec)
 		}
 		if len(specs) == 0 {
@@ -138,7 +136,7 @@ func runStart(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer c.Close()
-	list, err := c.Start(ctx, specs, !*noWait)
+	list, err := c.StartRequest(ctx, supervisor.StartRequest{Apps: specs, Wait: !*noWait, UpdateEnv: *updateEnv})
 	if err != nil {
 		// Print what did start, then the error.
 		if len(list) > 0 {
@@ -208,14 +206,17 @@ func scriptSpec(script string, args []string, f startFlags, env map[string]strin
 		spec.Instances = n
 	}
 	spec.Port, spec.Host = f.port, f.host
+	spec.CallerEnv = env
 	for _, kv := range f.envs {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k == "" {
 			return spec, usageErrorf("start: --env %s: want KEY=VALUE", kv)
 		}
-		env[k] = v
+		if spec.Env == nil {
+			spec.Env = map[string]string{}
+		}
+		spec.Env[k] = v
 	}
-	spec.Env = env
 	if f.maxMemory != "" {
 		n, err := supervisor.ParseSize(f.maxMemory)
 		if err != nil {
@@ -334,12 +335,4 @@ func callerEnv() map[string]string {
 		env[k] = v
 	}
 	return env
-}
-
-func copyEnv(m map[string]string) map[string]string {
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }

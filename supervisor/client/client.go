@@ -128,8 +128,13 @@ func (c *Client) Describe(ctx context.Context, target string) ([]supervisor.AppI
 
 // Start starts apps; with wait, it answers once every instance is online.
 func (c *Client) Start(ctx context.Context, apps []supervisor.AppSpec, wait bool) ([]supervisor.InstanceInfo, error) {
+	return c.StartRequest(ctx, supervisor.StartRequest{Apps: apps, Wait: wait})
+}
+
+// StartRequest starts apps as req says (see supervisor.StartRequest).
+func (c *Client) StartRequest(ctx context.Context, req supervisor.StartRequest) ([]supervisor.InstanceInfo, error) {
 	var out []supervisor.InstanceInfo
-	err := c.do(ctx, http.MethodPost, "/v1/start", supervisor.StartRequest{Apps: apps, Wait: wait}, &out)
+	err := c.do(ctx, http.MethodPost, "/v1/start", req, &out)
 	return out, err
 }
 

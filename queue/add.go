@@ -42,7 +42,11 @@ func jobMsg(q string, spec *JobSpec, now time.Time) (*nats.Msg, string, error) {
 	if o.attempts == 0 {
 		o.attempts = DefaultAttempts
 	}
-	m := &nats.Msg{Subject: jobSubject(q, prio, id), Data: spec.Data, Header: nats.Header{}}
+	m := &nats.Msg{Subject: jobSubject(q, prio, id), Data: spec.Data}
+	if spec.Delay > 0 || spec.ID != "" || o != (jobOpts{attempts: DefaultAttempts}) {
+		// (A job with defaults only goes without headers: less to parse.)
+		m.Header = nats.Header{}
+	}
 	if spec.Delay > 0 {
 		// The server stores the job under a subject of its own and, when
 		// its time comes, copies it to the priority's subject.
@@ -84,10 +88,24 @@ func (c *Client) Add(ctx context.Context, queue string, spec JobSpec) (string, e
 			return id, nil
 		}
 	}
-	if _, err := c.js.PublishMsg(ctx, m); err != nil {
+	_, err = c.js.PublishMsg(ctx, m)
+	if noStream(err) {
+		// The queue was deleted since this client last saw it: make it
+		// again.
+		c.forget(queue)
+		if _, err = c.handle(ctx, queue); err == nil {
+			_, err = c.js.PublishMsg(ctx, m)
+		}
+	}
+	if err != nil {
 		return "", fmt.Errorf("queue: add to %s: %w", queue, err)
 	}
 	return id, nil
+}
+
+// noStream reports whether a publish failed because no stream took it.
+func noStream(err error) bool {
+	return errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders)
 }
 
 // known reports whether a job with this id exists in any form.
@@ -121,8 +139,16 @@ const batchWindow = 1024
 // the jobs may have been added; adding them again with the same IDs is
 // safe within the DedupeWindow.
 func (c *Client) AddBatch(ctx context.Context, queue string, specs []JobSpec) ([]string, error) {
-	if _, err := c.handle(ctx, queue); err != nil {
+	h, err := c.handle(ctx, queue)
+	if err != nil {
 		return nil, err
+	}
+	// A queue deleted since this client last saw it is made again.
+	if _, err := h.work.Info(ctx); errors.Is(err, jetstream.ErrStreamNotFound) {
+		c.forget(queue)
+		if _, err := c.handle(ctx, queue); err != nil {
+			return nil, err
+		}
 	}
 	now := time.Now()
 	ids := make([]string, len(specs))

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -60,10 +61,10 @@ func BenchThroughput(ctx context.Context, c *Client, cfg BenchConfig) (BenchResu
 		return BenchResult{}, err
 	}
 	done := make(chan struct{})
-	var n int
+	var n atomic.Int64
 	cfg.Work.OnDone = func(j *Job) {
 		if j.State == Completed {
-			if n++; n == cfg.Jobs {
+			if n.Add(1) == int64(cfg.Jobs) {
 				close(done)
 			}
 		}
@@ -95,7 +96,7 @@ func BenchThroughput(ctx context.Context, c *Client, cfg BenchConfig) (BenchResu
 	select {
 	case <-done:
 	case <-ctx.Done():
-		return BenchResult{}, fmt.Errorf("queue: bench: %d of %d jobs done: %w", n, cfg.Jobs, ctx.Err())
+		return BenchResult{}, fmt.Errorf("queue: bench: %d of %d jobs done: %w", n.Load(), cfg.Jobs, ctx.Err())
 	}
 	el := time.Since(start)
 	stop()

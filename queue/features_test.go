@@ -327,7 +327,7 @@ func TestHandlerTimeout(t *testing.T) {
 // exist.
 func TestAdminCalls(t *testing.T) {
 	t.Parallel()
-	_, c := setup(t)
+	srv, c := setup(t)
 	ctx := ctxT(t)
 	addN(t, c, "a", 5, func(int) queue.JobSpec { return queue.JobSpec{} })
 	addN(t, c, "b", 2, func(int) queue.JobSpec { return queue.JobSpec{Delay: time.Hour} })
@@ -356,6 +356,21 @@ func TestAdminCalls(t *testing.T) {
 	}
 	if err := c.Delete(ctx, "b"); !errors.Is(err, queue.ErrNoQueue) {
 		t.Errorf("second delete: %v", err)
+	}
+	// A client that knew a queue someone else deleted makes it again.
+	other := connect(t, srv)
+	other.Add(ctx, "c", queue.JobSpec{})
+	if err := c.Delete(ctx, "c"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Add(ctx, "c", queue.JobSpec{}); err != nil {
+		t.Errorf("add to a queue deleted by another client: %v", err)
+	}
+	if err := c.Delete(ctx, "c"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.AddBatch(ctx, "c", []queue.JobSpec{{}}); err != nil {
+		t.Errorf("batch add to a queue deleted by another client: %v", err)
 	}
 	if _, err := c.Get(ctx, "a", "nope"); !errors.Is(err, queue.ErrNotFound) {
 		t.Errorf("get: %v", err)

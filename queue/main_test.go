@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kinproc/kin/internal/kintest"
+	"github.com/kinproc/kin/internal/natstest"
 	"github.com/kinproc/kin/pool"
 	"github.com/kinproc/kin/queue"
 	"github.com/kinproc/kin/worker"
@@ -29,32 +30,19 @@ func TestMain(m *testing.M) {
 // when the test ends.
 func startServer(t testing.TB, cfg queue.ServerConfig) *queue.Server {
 	t.Helper()
-	if cfg.Dir == "" {
-		cfg.Dir = t.TempDir()
-	}
-	s, err := queue.StartServer(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Shutdown)
-	return s
+	return natstest.Server(t, cfg)
 }
 
 // connect connects to s in-process, closed when the test ends.
 func connect(t testing.TB, s *queue.Server) *queue.Client {
 	t.Helper()
-	c, err := queue.Connect(ctxT(t), queue.ConnectConfig{Server: s})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return natstest.Connect(t, s)
 }
 
 // setup is a server and a client on it.
 func setup(t testing.TB) (*queue.Server, *queue.Client) {
-	s := startServer(t, queue.ServerConfig{})
-	return s, connect(t, s)
+	t.Helper()
+	return natstest.Start(t, queue.ServerConfig{})
 }
 
 func ctxT(t testing.TB) context.Context {

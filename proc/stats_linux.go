@@ -204,11 +204,7 @@ func GroupMembers(pgid int) []int {
 	if err := syscallKill(-pgid, 0); err != nil {
 		return nil
 	}
-	s, err := TakeSnapshot()
-	if err != nil {
-		return nil
-	}
-	return s.GroupMembers(pgid)
+	return scanGroup(pgid)
 }
 
 // Stats returns what the child and all its descendants use now.

@@ -78,6 +78,9 @@ func parseStatPGRP(b []byte) (state byte, pgrp int, ok bool) {
 			break
 		}
 		pgrp = pgrp*10 + int(c-'0')
+		if pgrp > 1<<31 {
+			return 0, 0, false // no pid is that large
+		}
 		ok = true
 	}
 	return state, pgrp, ok

@@ -2,7 +2,6 @@ package queue
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -402,8 +401,5 @@ func (c *Client) RetryDead(ctx context.Context, queue string) (int, error) {
 
 // recordMsg is the event message of type typ carrying the record j.
 func recordMsg(q string, typ EventType, j *Job) *nats.Msg {
-	rec := *j
-	rec.Data = nil
-	b, _ := json.Marshal(&rec)
-	return &nats.Msg{Subject: eventSubject(q, string(typ), j.ID), Data: b}
+	return &nats.Msg{Subject: eventSubject(q, string(typ), j.ID), Data: marshalRecord(j)}
 }

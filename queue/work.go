@@ -126,7 +126,7 @@ func (c *Client) Work(ctx context.Context, queue string, cfg WorkConfig) (WorkSt
 			Dir:            cfg.Dir,
 			Workers:        w.conc,
 			QueueSize:      maxPrefetch + w.conc,
-			SampleInterval: 200 * time.Millisecond,
+			SampleInterval: 250 * time.Millisecond,
 		})
 		if err != nil {
 			return WorkStats{}, fmt.Errorf("queue: %w", err)

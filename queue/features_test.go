@@ -394,3 +394,25 @@ func TestAdminCalls(t *testing.T) {
 		t.Error("Work without a handler")
 	}
 }
+
+// TestLongJobsAreShared: a worker does not take long jobs ahead of those it
+// runs, so two workers share them.
+func TestLongJobsAreShared(t *testing.T) {
+	t.Parallel()
+	_, c := setup(t)
+	addN(t, c, "share", 40, func(int) queue.JobSpec { return queue.JobSpec{} })
+	var a, b atomic.Int32
+	handler := func(n *atomic.Int32) queue.Handler {
+		return func(ctx context.Context, j *queue.Job) (json.RawMessage, error) {
+			n.Add(1)
+			time.Sleep(50 * time.Millisecond)
+			return nil, nil
+		}
+	}
+	working(t, c, "share", queue.WorkConfig{Concurrency: 4, Handler: handler(&a)})
+	working(t, c, "share", queue.WorkConfig{Concurrency: 4, Handler: handler(&b)})
+	kintest.WaitFor(t, 20*time.Second, "all jobs", func() bool { return a.Load()+b.Load() == 40 })
+	if a.Load() < 10 || b.Load() < 10 {
+		t.Errorf("shares %d and %d", a.Load(), b.Load())
+	}
+}

@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/kinproc/kin/internal/kintest"
 	"github.com/kinproc/kin/queue"
 )
 
@@ -66,11 +68,13 @@ func TestForeignProducer(t *testing.T) {
 		t.Errorf("events %v", types)
 	}
 	// The current record is the last message on kin.qe.Q.*.ID.
+	// (A subscriber may see an event a moment before the stream has it.)
 	s, _ := js.Stream(ctx, "KIN_QE_foreign")
-	last, err := s.GetLastMsgForSubject(ctx, "kin.qe.foreign.*.order-1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	var last *jetstream.RawStreamMsg
+	kintest.WaitFor(t, 5*time.Second, "the completed record", func() bool {
+		last, err = s.GetLastMsgForSubject(ctx, "kin.qe.foreign.*.order-1")
+		return err == nil && strings.Contains(string(last.Data), `"state":"completed"`)
+	})
 	var rec struct {
 		State  string          `json:"state"`
 		Result json.RawMessage `json:"result"`

@@ -96,10 +96,10 @@ func TestHandlerFailureRetriesThenDeadLetters(t *testing.T) {
 	if !errors.As(err, &je) || je.Cause != queue.CauseCrash || j.Attempt != 1 {
 		t.Fatalf("id3: %+v %v", j, err)
 	}
-	st, err := c.Stats(ctx, "q")
-	if err != nil || st.Dead != 2 || st.Completed != 1 || st.Failed != 2 {
-		t.Fatalf("stats %+v %v", st, err)
-	}
+	kintest.WaitFor(t, 5*time.Second, "stats", func() bool {
+		st, err := c.Stats(ctx, "q")
+		return err == nil && st.Dead == 2 && st.Completed == 1 && st.Failed == 2
+	})
 
 	// Retry brings a dead job back with fresh attempts.
 	tries.Delete(id2)

@@ -188,8 +188,10 @@ type worker struct {
 	jobs     chan *run // to handler goroutines
 	verdicts chan *verdict
 
-	avg        atomic.Int64 // moving average of how long jobs take, ns
-	lastFinish atomic.Int64 // when the last job finished, unix ns
+	avg      atomic.Int64 // moving average of how long jobs take, ns
+	finMu    sync.Mutex
+	finishes [32]time.Time // when the last jobs finished (a ring)
+	finN     int
 
 	completed, failed, dead, duplicates, released atomic.Uint64
 }
@@ -224,8 +226,10 @@ type verdict struct {
 	rec     *Job // for OnDone; nil: not an outcome
 	msgs    []*nats.Msg
 	futures []jetstream.PubAckFuture
-	act     action
-	delay   time.Duration
+	// after are published once msgs are stored.
+	after []*nats.Msg
+	act   action
+	delay time.Duration
 }
 
 func (w *worker) run(ctx context.Context) {
@@ -358,15 +362,22 @@ func (w *worker) capacity() int {
 	return w.conc
 }
 
-// observe records how long a job took, from its start (ran) and from the
-// interval between the last two jobs to finish: a job handed to a pool may
-// wait there behind others, and an idle worker's jobs are far apart; the
-// smaller of the two estimates is closer to the job's own run time.
+// observe records how long a job took: the smaller of its own time from
+// start to finish (which, for a job handed to a pool, includes its wait
+// there behind others) and the time the last jobs took to finish, per job
+// and per unit of concurrency (which is too long when the worker is idle
+// now and then).
 func (w *worker) observe(now time.Time, ran time.Duration) {
 	d := ran
-	if last := w.lastFinish.Swap(now.UnixNano()); last != 0 {
-		if gap := time.Duration(now.UnixNano()-last) * time.Duration(w.conc); gap < d {
-			d = gap
+	w.finMu.Lock()
+	oldest := w.finishes[w.finN%len(w.finishes)]
+	w.finishes[w.finN%len(w.finishes)] = now
+	w.finN++
+	full := w.finN > len(w.finishes)
+	w.finMu.Unlock()
+	if full {
+		if per := now.Sub(oldest) * time.Duration(w.conc) / time.Duration(len(w.finishes)); per < d {
+			d = per
 		}
 	}
 	if d <= 0 {
@@ -799,7 +810,9 @@ func (w *worker) bury(r *run, jerr *JobError) {
 	if dm.Header.Get(hdrAdded) == "" {
 		dm.Header[hdrAdded] = []string{strconv.FormatInt(rec.Added.UnixMilli(), 10)}
 	}
-	w.publish(&verdict{r: r, rec: &rec, msgs: []*nats.Msg{dm, recordMsg(w.q, EventDead, &rec)}, act: actAck})
+	// The dead event follows the dead letter: whoever sees the event can
+	// retry the job.
+	w.publish(&verdict{r: r, rec: &rec, msgs: []*nats.Msg{dm}, after: []*nats.Msg{recordMsg(w.q, EventDead, &rec)}, act: actAck})
 }
 
 // release gives an unfinished job back to the queue, without counting an
@@ -859,6 +872,12 @@ func (w *worker) commitLoop() {
 		for i, f := range v.futures {
 			if !w.await(f, v.msgs[i]) {
 				ok = false
+			}
+		}
+		for _, m := range v.after {
+			if ok {
+				f, _ := w.c.js.PublishMsgAsync(m)
+				ok = w.await(f, m)
 			}
 		}
 		var err error

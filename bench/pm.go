@@ -859,9 +859,12 @@ func (r *pmRun) restart(ctx context.Context, bench string) error {
 			apps = append(apps, m)
 			ss = append(ss, sampler{ImplPM2, func() (time.Duration, error) { return m.restart(ctx) }})
 		}
-	} else {
-		r.skip(bench, ImplPM2, noPM2)
 	}
+	defer func() {
+		if !usePM2 {
+			r.skip(bench, ImplPM2, noPM2) // after the measured rows
+		}
+	}()
 	samples := map[string][]time.Duration{}
 	failed := map[string]error{}
 	for i := -1; i < r.p.restartN; i++ { // one untimed round first

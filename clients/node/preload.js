@@ -203,10 +203,8 @@
       if (!isTLS(server)) track(st, c);
     });
     if (isTLS(server)) server.on('secureConnection', (c) => track(st, c));
-    if (st.http) {
-      // First in line, before the app's handler can send headers.
-      server.prependListener('request', (req, res) => onRequest(st, req, res));
-    }
+    // Requests are followed only once a drain begins (startDrain): until
+    // then a listener per request would cost every request 1–2 µs.
     server.once('listening', () => {
       st.listened = true;
       installControl();
@@ -334,7 +332,17 @@
   function startDrain(st) {
     if (st.draining) return;
     st.draining = true;
-    for (const res of st.resps) closeAfter(res);
+    if (st.http) {
+      // The response each connection is writing now is its last, if its
+      // headers are not out yet; from now on every request is followed,
+      // first in line, before the app's handler can send headers.
+      for (const c of st.conns) {
+        const cs = connState.get(c);
+        if (cs) cs.bytes = c.bytesRead;
+        if (c._httpMessage) closeAfter(c._httpMessage);
+      }
+      st.server.prependListener('request', (req, res) => onRequest(st, req, res));
+    }
     // net.Server's close, not http.Server's: stop accepting, keep every
     // connection; the callback runs once they have all closed.
     Reflect.apply(net.Server.prototype.close, st.server, [() => {}]);

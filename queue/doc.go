@@ -86,6 +86,9 @@
 // job whose last record says completed or dead is acknowledged without
 // running (its acknowledgement was lost).
 //
+// A job is acknowledged (+ACK, which removes it from KIN_Q_Q) only once its
+// completed record, or its dead letter and dead record, are stored.
+//
 // Records and events are the same messages: each change of a job is
 // published to kin.qe.Q.TYPE.ID, where TYPE is active, progress, completed,
 // failed (an attempt failed; another follows), dead, or waiting (sent back
@@ -110,8 +113,8 @@
 // time.
 //
 // A dead job is the job's message (body and Kin- headers, plus
-// Kin-Priority and Kin-Added) published to kin.dlq.Q.ID; the dead event has
-// the error. Retry publishes it to kin.q.Q.PRIORITY.ID again (with
+// Kin-Priority and Kin-Added) published to kin.dlq.Q.ID; the dead event,
+// which has the error, is published once the dead letter is stored. Retry publishes it to kin.q.Q.PRIORITY.ID again (with
 // Nats-Msg-Id "ID:retry:SEQ"), writes a waiting event and removes the dead
 // letter.
 package queue

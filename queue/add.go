@@ -162,18 +162,26 @@ func (c *Client) AddBatch(ctx context.Context, queue string, specs []JobSpec) ([
 	}
 	futures := make([]jetstream.PubAckFuture, 0, min(len(msgs), batchWindow))
 	var firstErr error
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
 	wait := func(f jetstream.PubAckFuture) {
+		timer.Reset(ackTimeout)
 		select {
 		case <-f.Ok():
 		case err := <-f.Err():
 			if firstErr == nil {
 				firstErr = fmt.Errorf("queue: add to %s: %w", queue, err)
 			}
+		case <-timer.C:
+			if firstErr == nil {
+				firstErr = fmt.Errorf("queue: add to %s: not acknowledged within %v", queue, ackTimeout)
+			}
 		case <-ctx.Done():
 			if firstErr == nil {
 				firstErr = ctx.Err()
 			}
 		}
+		timer.Stop()
 	}
 	for _, m := range msgs {
 		if len(futures) == batchWindow {

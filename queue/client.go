@@ -162,9 +162,9 @@ func Connect(ctx context.Context, cfg ConnectConfig) (*Client, error) {
 			return nil, fmt.Errorf("queue: connect: %w", err)
 		}
 	}
-	js, err := jetstream.New(nc,
-		jetstream.WithPublishAsyncMaxPending(8192),
-		jetstream.WithPublishAsyncTimeout(10*time.Second))
+	// (No async publish timeout: it costs a timer per publish. Those who
+	// wait for acknowledgements bound the wait themselves.)
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(8192))
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("queue: %w", err)

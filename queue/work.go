@@ -150,6 +150,10 @@ func (c *Client) Work(ctx context.Context, queue string, cfg WorkConfig) (WorkSt
 	}, nil
 }
 
+// ackTimeout bounds the wait for a publish's acknowledgement before it is
+// published again.
+const ackTimeout = 10 * time.Second
+
 // maxPrefetch bounds WorkConfig.Prefetch's adaptive value.
 const maxPrefetch = 256
 
@@ -187,6 +191,7 @@ type worker struct {
 
 	jobs     chan *run // to handler goroutines
 	verdicts chan *verdict
+	ackTimer *time.Timer // the committer's
 
 	avg      atomic.Int64 // moving average of how long jobs take, ns
 	finMu    sync.Mutex
@@ -867,6 +872,8 @@ func (w *worker) settle(v *verdict) {
 // then acknowledges the job: a job is never acknowledged before its record.
 func (w *worker) commitLoop() {
 	defer w.wg.Done()
+	w.ackTimer = time.NewTimer(time.Hour)
+	defer w.ackTimer.Stop()
 	for v := range w.verdicts {
 		ok := true
 		for i, f := range v.futures {
@@ -904,11 +911,16 @@ func (w *worker) commitLoop() {
 // until the drain timeout. It reports whether the message is stored.
 func (w *worker) await(f jetstream.PubAckFuture, m *nats.Msg) bool {
 	if f != nil {
+		w.ackTimer.Reset(ackTimeout)
 		select {
 		case <-f.Ok():
+			w.ackTimer.Stop()
 			return true
 		case err := <-f.Err():
+			w.ackTimer.Stop()
 			w.log.Warn("queue: publish", "queue", w.q, "subject", m.Subject, "err", err)
+		case <-w.ackTimer.C:
+			w.log.Warn("queue: publish not acknowledged", "queue", w.q, "subject", m.Subject, "timeout", ackTimeout)
 		}
 	}
 	delay := 50 * time.Millisecond

@@ -15,10 +15,11 @@ import (
 // serves the home directory.
 var ErrDaemonRunning = errors.New("supervisor: a daemon is already running for this home")
 
-// SocketPath and LockPath are the control socket and the daemon's lock file
-// in home.
+// SocketPath returns the control socket's path in home.
 func SocketPath(home string) string { return filepath.Join(home, "kin.sock") }
-func LockPath(home string) string   { return filepath.Join(home, "kin.lock") }
+
+// LockPath returns the path of the daemon's lock file in home.
+func LockPath(home string) string { return filepath.Join(home, "kin.lock") }
 
 // Control is the daemon's hold on its home: the control socket's listener
 // and the lock that makes it the only daemon there.

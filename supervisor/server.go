@@ -98,7 +98,6 @@ func New(cfg Config) (*Server, error) {
 		apps:   map[string]*app{},
 		stats:  map[int]sample{},
 		logs:   map[string]*logfile.Writer{},
-		nextID: 0,
 		quit:   make(chan struct{}),
 		ready:  make(chan struct{}),
 	}, nil
@@ -162,7 +161,8 @@ func (s *Server) logf(format string, args ...any) {
 	s.logger.Info(fmt.Sprintf(format, args...))
 }
 
-// Start options.
+// StartOptions says how StartApps starts apps. The zero value returns once
+// the instances are started and keeps existing apps' CallerEnv.
 type StartOptions struct {
 	// Wait makes StartApps return only when every instance is online (or
 	// has failed): the zero value returns once the instances are started.

@@ -31,6 +31,7 @@ type APIError struct {
 	NotFound bool
 }
 
+// Error returns the daemon's message.
 func (e *APIError) Error() string { return e.Message }
 
 // Client talks to the daemon of one home directory. The zero value is not

@@ -37,7 +37,7 @@ func TestClusterSurvivesANode(t *testing.T) {
 		procs[i], url = startChild(t, "nats-node", t.TempDir(), ports[i], routes[i], strings.Join(routes, ","), fmt.Sprintf("n%d", i))
 		urls = append(urls, url)
 	}
-	ctx := ctxT(t)
+	ctx := ctxFor(t, 4*time.Minute) // slow under -race on a busy machine
 	connectAll := func() *queue.Client {
 		c, err := queue.Connect(ctx, queue.ConnectConfig{URLs: urls, User: "kin", Password: "cluster-secret", Queue: queue.QueueConfig{Replicas: 3, AckWait: 2 * time.Second}})
 		if err != nil {

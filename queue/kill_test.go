@@ -96,7 +96,7 @@ func TestServerKilledAndRestarted(t *testing.T) {
 	srv, url := startChild(t, "nats-server", dir, port)
 	producer := connectURL(t, url, dir)
 	consumer := connectURL(t, url, dir)
-	ctx := ctxT(t)
+	ctx := ctxFor(t, 4*time.Minute) // slow under -race on a busy machine
 
 	var mu sync.Mutex
 	completed := map[string]int{}

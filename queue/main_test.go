@@ -46,7 +46,12 @@ func setup(t testing.TB) (*queue.Server, *queue.Client) {
 }
 
 func ctxT(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	return ctxFor(t, 60*time.Second)
+}
+
+// ctxFor is a context that ends after d or with the test.
+func ctxFor(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
 }

@@ -71,7 +71,9 @@ func TestMain(m *testing.M) {
 	var hog [][]byte
 	worker.Register("alloc", worker.JSON(func(ctx context.Context, mb int) (int, error) {
 		b := make([]byte, mb<<20)
-		for i := range b {
+		// One write per page makes it resident; a write per byte took tens
+		// of seconds under -race on a loaded machine.
+		for i := 0; i < len(b); i += 4096 {
 			b[i] = 1
 		}
 		hog = append(hog, b)
@@ -79,7 +81,7 @@ func TestMain(m *testing.M) {
 	}))
 	worker.Register("alloc-hold", worker.JSON(func(ctx context.Context, in struct{ MB, HoldMS int }) (int, error) {
 		b := make([]byte, in.MB<<20)
-		for i := range b {
+		for i := 0; i < len(b); i += 4096 {
 			b[i] = 1
 		}
 		time.Sleep(time.Duration(in.HoldMS) * time.Millisecond)

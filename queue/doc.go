@@ -114,7 +114,7 @@
 //
 // A dead job is the job's message (body and Kin- headers, plus
 // Kin-Priority and Kin-Added) published to kin.dlq.Q.ID; the dead event,
-// which has the error, is published once the dead letter is stored. Retry publishes it to kin.q.Q.PRIORITY.ID again (with
-// Nats-Msg-Id "ID:retry:SEQ"), writes a waiting event and removes the dead
-// letter.
+// which has the error, is published once the dead letter is stored. Retry
+// publishes it to kin.q.Q.PRIORITY.ID again (with Nats-Msg-Id
+// "ID:retry:SEQ"), writes a waiting event and removes the dead letter.
 package queue

@@ -192,8 +192,8 @@ type Job struct {
 	// RunAt is when a delayed job becomes waiting, or when a failed job's
 	// next attempt is due.
 	RunAt time.Time `json:"run_at,omitzero"`
-	// Worker names the process that ran the last attempt: "host/pid" of
-	// the program running Work, and the pool worker's pid after a colon.
+	// Worker names the program that ran the last attempt (the one running
+	// Work): "host/pid".
 	Worker string `json:"worker,omitempty"`
 
 	// Timeout and MaxMemory are the job's limits, for handlers.

@@ -119,7 +119,11 @@ func TestServerKilledAndRestarted(t *testing.T) {
 	killed := make(chan struct{})
 	go func() {
 		defer close(killed)
-		kintest.WaitFor(t, 30*time.Second, "a third of the jobs", func() bool { return done() > n/3 })
+		// Not WaitFor: its Fatal would end this goroutine only, and the
+		// server would never be restarted.
+		if !kintest.Poll(2*time.Minute, func() bool { return done() > n/3 }) {
+			t.Errorf("a third of the jobs not done within 2 minutes (%d done)", done())
+		}
 		srv.kill()
 		time.Sleep(300 * time.Millisecond)
 		srv, _ = startChild(t, "nats-server", dir, port)
@@ -132,6 +136,9 @@ func TestServerKilledAndRestarted(t *testing.T) {
 			cancel()
 			if err == nil {
 				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("add %s: %v", id, err)
 			}
 			addFailures.Add(1)
 			time.Sleep(50 * time.Millisecond)

@@ -81,7 +81,6 @@ func (a *app) spawn(sl *slot) (*process, error) {
 	s.mu.Unlock()
 	ss := spawnSpec{
 		spec:    spec,
-		index:   sl.index,
 		id:      sl.id,
 		env:     s.instanceEnv(spec, sl),
 		outPath: s.logPath(spec, sl, "out"),

@@ -41,8 +41,7 @@ type process struct {
 	notify    *net.UnixConn    // NOTIFY_SOCKET, when Ready is notify
 	logs      []io.WriteCloser // the log writers, closed once the copiers are done
 	pipes     []*os.File       // our ends of stdout and stderr
-	exitOnce  sync.Once
-	exitCause string // set by the supervisor when it killed the process on purpose (memory, not ready…)
+	exitCause string           // set by the supervisor when it killed the process on purpose (memory, not ready…)
 	mu        sync.Mutex
 
 	memRestart atomic.Bool // a restart for max_memory has been ordered
@@ -57,10 +56,8 @@ type process struct {
 // spawnSpec is what start needs besides the AppSpec.
 type spawnSpec struct {
 	spec     *AppSpec
-	index    int
 	id       int
 	env      []string
-	files    []*os.File // inherited listening sockets (fds 3…)
 	outPath  string
 	errPath  string
 	preload  string // path of the Node preload, when the app is a clustered Node app
@@ -142,7 +139,6 @@ func startProcess(ss spawnSpec) (_ *process, err error) {
 		p.notify = conn
 		cmd.Env = append(cmd.Env, "NOTIFY_SOCKET="+addr.Name)
 	}
-	cmd.ExtraFiles = ss.files
 	if ss.activate != nil {
 		if err := ss.activate(cmd); err != nil {
 			return nil, err

@@ -191,7 +191,6 @@
       http: isHTTP(server),
       conns: new Set(), // connections as the HTTP layer sees them (TLS sockets for https)
       raw: new Set(), // TCP connections, TLS handshakes included
-      resps: new Set(), // responses in flight
       listened: false,
       draining: false,
       closed: false,
@@ -231,9 +230,7 @@
       cs.inflight++;
       cs.last = now();
     }
-    st.resps.add(res);
     res.once('close', () => {
-      st.resps.delete(res);
       if (cs) {
         cs.inflight--;
         cs.last = now();

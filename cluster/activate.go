@@ -142,7 +142,7 @@ func Activate(cmd *proc.Cmd, sockets ...*Socket) error {
 	if env == nil {
 		env = os.Environ()
 	}
-	env = withoutVars(env, EnvFDs, EnvPID, EnvFDNames, EnvListen)
+	env = proc.WithoutVars(env, EnvFDs, EnvPID, EnvFDNames, EnvListen)
 	env = append(env,
 		EnvFDs+"="+strconv.Itoa(len(sockets)),
 		EnvFDNames+"="+strings.Join(names, ":"),
@@ -165,21 +165,6 @@ func Activate(cmd *proc.Cmd, sockets ...*Socket) error {
 // activated reports whether Activate already rewrote cmd.
 func activated(cmd *proc.Cmd) bool {
 	return cmd.Path == shell && len(cmd.Args) >= 3 && cmd.Args[1] == "-c" && cmd.Args[2] == trampoline
-}
-
-// withoutVars returns env without the variables named.
-func withoutVars(env []string, names ...string) []string {
-	out := make([]string, 0, len(env)+5)
-next:
-	for _, kv := range env {
-		for _, n := range names {
-			if strings.HasPrefix(kv, n+"=") {
-				continue next
-			}
-		}
-		out = append(out, kv)
-	}
-	return out
 }
 
 // hasVar reports whether env sets name.

@@ -111,7 +111,7 @@ func UseNodePreload(cmd *proc.Cmd, path string) error {
 			old = v // the last one wins, as in getenv
 		}
 	}
-	env = withoutVars(env, EnvNodeOptions)
+	env = proc.WithoutVars(env, EnvNodeOptions)
 	cmd.Env = append(env, EnvNodeOptions+"="+NodeOptions(old, path))
 	return nil
 }

@@ -197,7 +197,7 @@ func (c *Cmd) Start() error {
 	if env == nil {
 		env = os.Environ()
 	}
-	cmd.Env = withoutVars(env, channelEnv)
+	cmd.Env = WithoutVars(env, channelEnv...)
 	cmd.ExtraFiles = append([]*os.File(nil), c.ExtraFiles...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if c.DieWithParent {
@@ -670,8 +670,9 @@ func (e *ExitError) Error() string {
 	return b.String()
 }
 
-// withoutVars returns env without the variables named in names.
-func withoutVars(env []string, names []string) []string {
+// WithoutVars returns a copy of env (KEY=VALUE entries) without the
+// variables named.
+func WithoutVars(env []string, names ...string) []string {
 	out := make([]string, 0, len(env)+4)
 outer:
 	for _, kv := range env {

@@ -19,7 +19,7 @@ func jobMsg(q string, spec *JobSpec, now time.Time) (*nats.Msg, string, error) {
 	if id == "" {
 		id = nuid.Next()
 	} else if !validID(id) {
-		return nil, "", fmt.Errorf("queue: bad job id %q (1 to 128 of A–Z a–z 0–9 - _ = :)", id)
+		return nil, "", fmt.Errorf("queue: bad job id %q: want 1 to 128 of A–Z a–z 0–9 - _ = (it is a NATS KV key and a subject token)", id)
 	}
 	prio := spec.Priority.orDefault()
 	if !prio.valid() {
@@ -115,7 +115,6 @@ func (c *Client) known(ctx context.Context, h *queueHandle, id string) (bool, er
 		subj string
 	}{
 		{h.work, anyJobSubject(h.name, id)},
-		{h.events, anyEventSubject(h.name, id)},
 		{h.dlq, deadSubject(h.name, id)},
 	} {
 		_, err := look.s.GetLastMsgForSubject(ctx, look.subj)
@@ -127,7 +126,14 @@ func (c *Client) known(ctx context.Context, h *queueHandle, id string) (bool, er
 			return false, fmt.Errorf("queue: look up job %s: %w", id, err)
 		}
 	}
-	return false, nil
+	m, err := c.lastMsg(ctx, recordStream(h.name), recordSubject(h.name, id))
+	switch {
+	case err == nil:
+		return m.Header.Get(hdrKVOp) == "", nil
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return false, nil
+	}
+	return false, fmt.Errorf("queue: look up job %s: %w", id, err)
 }
 
 // batchWindow bounds the publishes AddBatch has in flight.

@@ -58,11 +58,12 @@ type QueueConfig struct {
 	// before the server gives it to another worker; workers renew it every
 	// AckWait/3 while the job runs. Zero means 30 s.
 	AckWait time.Duration
-	// Retention is how long job records and events are kept; zero means
-	// 24 h.
+	// Retention is how long job records and events are kept (the TTL of
+	// the queue's bucket of records); zero means 24 h.
 	Retention time.Duration
-	// MaxRecords caps the number of events (records) kept; zero means no
-	// cap other than Retention.
+	// MaxRecords caps the number of records (events) the queue's bucket
+	// keeps, of all jobs together: past it, the oldest go first. Zero
+	// means no cap other than Retention and the 64 records kept per job.
 	MaxRecords int64
 	// DedupeWindow is how long the server remembers job IDs given by
 	// producers to drop duplicate adds; zero means 2 min. (Client.Add also
@@ -106,27 +107,37 @@ type Client struct {
 
 // queueHandle is what a Client knows of one queue.
 type queueHandle struct {
-	name                string
-	work, events, dlq   jetstream.Stream
-	cons                [len(priorities)]jetstream.Consumer
-	ackWait             time.Duration
-	workName, eventName string
+	name string
+	work jetstream.Stream
+	// records is the stream of the queue's KV bucket of records.
+	records jetstream.Stream
+	dlq     jetstream.Stream
+	cons    [len(priorities)]jetstream.Consumer
+	ackWait time.Duration
 }
 
-// Stream and subject names (see doc.go).
-func workStream(q string) string  { return "KIN_Q_" + q }
-func eventStream(q string) string { return "KIN_QE_" + q }
-func deadStream(q string) string  { return "KIN_DLQ_" + q }
+// Stream, bucket and subject names (see doc.go).
+func workStream(q string) string   { return "KIN_Q_" + q }
+func recordBucket(q string) string { return "KIN_QR_" + q }
+func recordStream(q string) string { return "KV_KIN_QR_" + q }
+func deadStream(q string) string   { return "KIN_DLQ_" + q }
 func jobSubject(q string, p Priority, id string) string {
 	return "kin.q." + q + "." + string(p) + "." + id
 }
-func delayedSubject(q, id string) string         { return "kin.q." + q + ".delayed." + id }
-func eventSubject(q, typ, id string) string      { return "kin.qe." + q + "." + typ + "." + id }
-func deadSubject(q, id string) string            { return "kin.dlq." + q + "." + id }
-func consumerName(p Priority) string             { return string(p) }
-func anyJobSubject(q, id string) string          { return "kin.q." + q + ".*." + id }
-func anyEventSubject(q, id string) string        { return "kin.qe." + q + ".*." + id }
-func eventFilter(q string, typ EventType) string { return "kin.qe." + q + "." + string(typ) + ".*" }
+func delayedSubject(q, id string) string    { return "kin.q." + q + ".delayed." + id }
+func recordSubject(q, id string) string     { return "$KV.KIN_QR_" + q + "." + id }
+func eventSubject(q, typ, id string) string { return "kin.qe." + q + "." + typ + "." + id }
+func deadSubject(q, id string) string       { return "kin.dlq." + q + "." + id }
+func consumerName(p Priority) string        { return string(p) }
+func anyJobSubject(q, id string) string     { return "kin.q." + q + ".*." + id }
+func anyEventSubject(q, id string) string   { return "kin.qe." + q + ".*." + id }
+func eventFilter(q string, typ EventType) string {
+	return "kin.qe." + q + "." + string(typ) + ".*"
+}
+
+// recordHistory is how many records (events) of each job its queue's
+// bucket keeps: the most a KV bucket keeps (jetstream.KeyValueMaxHistory).
+const recordHistory = 64
 
 // Connect connects to NATS and checks that JetStream answers, retrying
 // until ctx ends (a cluster may still be electing its leader). The
@@ -291,8 +302,10 @@ func (c *Client) existing(ctx context.Context, queue string) (*queueHandle, erro
 	return c.handle(ctx, queue)
 }
 
-func (c *Client) streamConfigs(q string, qc QueueConfig) [3]jetstream.StreamConfig {
-	return [3]jetstream.StreamConfig{
+// streamConfigs are the configurations of the queue's work and dead-letter
+// streams.
+func (c *Client) streamConfigs(q string, qc QueueConfig) [2]jetstream.StreamConfig {
+	return [2]jetstream.StreamConfig{
 		{
 			Name:        workStream(q),
 			Description: "kin queue " + q + ": jobs",
@@ -312,19 +325,6 @@ func (c *Client) streamConfigs(q string, qc QueueConfig) [3]jetstream.StreamConf
 			MaxAge:            0,
 		},
 		{
-			Name:        eventStream(q),
-			Description: "kin queue " + q + ": job records and events",
-			Subjects:    []string{"kin.qe." + q + ".*.*"},
-			Retention:   jetstream.LimitsPolicy,
-			Storage:     jetstream.FileStorage,
-			Replicas:    qc.Replicas,
-			MaxAge:      qc.Retention,
-			MaxMsgs:     qc.MaxRecords,
-			MaxBytes:    -1,
-			Discard:     jetstream.DiscardOld,
-			Duplicates:  time.Second,
-		},
-		{
 			Name:              deadStream(q),
 			Description:       "kin queue " + q + ": dead jobs",
 			Subjects:          []string{"kin.dlq." + q + ".*"},
@@ -339,8 +339,20 @@ func (c *Client) streamConfigs(q string, qc QueueConfig) [3]jetstream.StreamConf
 	}
 }
 
-// declare makes sure the queue's streams and consumers exist; with update,
-// it also applies qc to existing ones.
+// recordsConfig is the configuration of the queue's bucket of records.
+func recordsConfig(q string, qc QueueConfig) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      recordBucket(q),
+		Description: "kin queue " + q + ": job records",
+		History:     recordHistory,
+		TTL:         qc.Retention,
+		Storage:     jetstream.FileStorage,
+		Replicas:    qc.Replicas,
+	}
+}
+
+// declare makes sure the queue's streams, bucket and consumers exist; with
+// update, it also applies qc to existing ones.
 func (c *Client) declare(ctx context.Context, q string, qc QueueConfig, update bool) (*queueHandle, error) {
 	h := &queueHandle{name: q}
 	for i, sc := range c.streamConfigs(q, qc) {
@@ -363,14 +375,16 @@ func (c *Client) declare(ctx context.Context, q string, qc QueueConfig, update b
 		if err != nil {
 			return nil, fmt.Errorf("queue: stream %s: %w", sc.Name, err)
 		}
-		switch i {
-		case 0:
+		if i == 0 {
 			h.work = s
-		case 1:
-			h.events = s
-		case 2:
+		} else {
 			h.dlq = s
 		}
+	}
+	var err error
+	h.records, err = retryJS(ctx, func(ctx context.Context) (jetstream.Stream, error) { return c.declareRecords(ctx, q, qc, update) })
+	if err != nil {
+		return nil, fmt.Errorf("queue: bucket %s: %w", recordBucket(q), err)
 	}
 	for i, p := range priorities {
 		cc := jetstream.ConsumerConfig{
@@ -403,6 +417,38 @@ func (c *Client) declare(ctx context.Context, q string, qc QueueConfig, update b
 		h.ackWait = 30 * time.Second
 	}
 	return h, nil
+}
+
+// declareRecords makes sure the queue's bucket of records exists (with
+// update, with qc) and returns its stream. The bucket is made by nats.go's
+// KV API, so that any NATS client's KV API reads it. A KV bucket has no
+// cap on its message count and refuses new messages when full; with
+// MaxRecords, its stream is then given that cap, dropping the oldest.
+func (c *Client) declareRecords(ctx context.Context, q string, qc QueueConfig, update bool) (jetstream.Stream, error) {
+	kvc := recordsConfig(q, qc)
+	made := update
+	if update {
+		if _, err := c.js.CreateOrUpdateKeyValue(ctx, kvc); err != nil {
+			return nil, err
+		}
+	} else if _, err := c.js.Stream(ctx, recordStream(q)); errors.Is(err, jetstream.ErrStreamNotFound) {
+		_, err = c.js.CreateKeyValue(ctx, kvc)
+		switch {
+		case err == nil:
+			made = true
+		case !errors.Is(err, jetstream.ErrBucketExists):
+			return nil, err
+		}
+	} else if err != nil {
+		return nil, err
+	}
+	s, err := c.js.Stream(ctx, recordStream(q))
+	if err != nil || !made || qc.MaxRecords <= 0 {
+		return s, err
+	}
+	sc := s.CachedInfo().Config
+	sc.MaxMsgs, sc.Discard = qc.MaxRecords, jetstream.DiscardOld
+	return c.js.UpdateStream(ctx, sc)
 }
 
 // retryJS retries a JetStream request that failed for a passing reason (a
@@ -463,7 +509,7 @@ func (c *Client) Delete(ctx context.Context, queue string) error {
 	}
 	c.forget(queue)
 	found := false
-	for _, name := range []string{workStream(queue), eventStream(queue), deadStream(queue)} {
+	for _, name := range []string{workStream(queue), recordStream(queue), deadStream(queue)} {
 		err := c.js.DeleteStream(ctx, name)
 		switch {
 		case err == nil:
@@ -486,7 +532,7 @@ func (c *Client) Purge(ctx context.Context, queue string) error {
 	if err != nil {
 		return err
 	}
-	for _, s := range []jetstream.Stream{h.work, h.dlq, h.events} {
+	for _, s := range []jetstream.Stream{h.work, h.dlq, h.records} {
 		if err := s.Purge(ctx); err != nil {
 			return fmt.Errorf("queue: purge %s: %w", s.CachedInfo().Config.Name, err)
 		}
@@ -505,8 +551,9 @@ type Stats struct {
 	Delayed uint64 `json:"delayed"`
 	// Dead jobs are in the dead-letter stream.
 	Dead uint64 `json:"dead"`
-	// Completed and Failed count the completed jobs and failed attempts
-	// whose records are still kept (QueueConfig.Retention).
+	// Completed and Failed count the completed events (jobs) and failed
+	// events (attempts) still kept: younger than QueueConfig.Retention,
+	// and among the last 64 events of their job.
 	Completed uint64 `json:"completed"`
 	Failed    uint64 `json:"failed"`
 }
@@ -539,30 +586,71 @@ func (c *Client) Stats(ctx context.Context, queue string) (Stats, error) {
 	if wi.State.Msgs > pending+ackPending {
 		st.Delayed = wi.State.Msgs - pending - ackPending
 	}
-	if st.Completed, err = c.countEvents(ctx, h, EventCompleted); err != nil {
-		return st, err
-	}
-	if st.Failed, err = c.countEvents(ctx, h, EventFailed); err != nil {
+	if st.Completed, st.Failed, err = c.countRecords(ctx, h); err != nil {
 		return st, err
 	}
 	return st, nil
 }
 
-// countEvents counts the kept events of one type, with a short-lived
-// consumer (the server counts the messages matching its filter).
-func (c *Client) countEvents(ctx context.Context, h *queueHandle, typ EventType) (uint64, error) {
-	cons, err := h.events.CreateConsumer(ctx, jetstream.ConsumerConfig{
-		FilterSubject:     eventFilter(h.name, typ),
+// countBatch is how many record headers countRecords asks for at a time.
+const countBatch = 4096
+
+// countRecords counts the kept completed and failed events. The server
+// cannot count by header, so it reads the headers of every kept record with
+// a short-lived consumer: a few tens of milliseconds per 100 000 records.
+func (c *Client) countRecords(ctx context.Context, h *queueHandle) (completed, failed uint64, err error) {
+	info, err := h.records.Info(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("queue: stats: %w", err)
+	}
+	if info.State.Msgs == 0 {
+		return 0, 0, nil
+	}
+	// Count up to the last record there now; later ones do not hold
+	// up the count.
+	last := info.State.LastSeq
+	cons, err := h.records.CreateConsumer(ctx, jetstream.ConsumerConfig{
 		AckPolicy:         jetstream.AckNonePolicy,
 		DeliverPolicy:     jetstream.DeliverAllPolicy,
+		HeadersOnly:       true,
 		InactiveThreshold: 10 * time.Second,
 		MemoryStorage:     true,
 		Replicas:          1,
 	})
 	if err != nil {
-		return 0, fmt.Errorf("queue: stats: %w", err)
+		return 0, 0, fmt.Errorf("queue: stats: %w", err)
 	}
-	n := cons.CachedInfo().NumPending
-	h.events.DeleteConsumer(ctx, cons.CachedInfo().Name)
-	return n, nil
+	defer h.records.DeleteConsumer(context.WithoutCancel(ctx), cons.CachedInfo().Name)
+	for {
+		b, err := cons.FetchNoWait(countBatch)
+		if err != nil {
+			return 0, 0, fmt.Errorf("queue: stats: %w", err)
+		}
+		n, done := 0, false
+		for m := range b.Messages() {
+			n++
+			md, err := m.Metadata()
+			if err != nil {
+				continue
+			}
+			if md.Sequence.Stream >= last || md.NumPending == 0 {
+				done = true
+			}
+			if md.Sequence.Stream > last {
+				continue
+			}
+			switch EventType(m.Headers().Get(hdrEvent)) {
+			case EventCompleted:
+				completed++
+			case EventFailed:
+				failed++
+			}
+		}
+		if err := b.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+			return 0, 0, fmt.Errorf("queue: stats: %w", err)
+		}
+		if done || n == 0 {
+			return completed, failed, nil
+		}
+	}
 }

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -40,18 +41,28 @@ func (t EventType) state() State {
 	return State(t)
 }
 
+// valid reports whether t is one of the event types.
+func (t EventType) valid() bool {
+	switch t {
+	case EventActive, EventProgress, EventCompleted, EventFailed, EventDead, EventWaiting:
+		return true
+	}
+	return false
+}
+
 // Event is one event of a queue.
 type Event struct {
 	Type EventType
-	// Seq is the event's sequence number in the queue's event stream, to
-	// resume from (EventsOptions.StartSeq).
+	// Seq is the event's sequence number in the stream of the queue's
+	// bucket of records, to resume from (EventsOptions.StartSeq).
 	Seq  uint64
 	Time time.Time
 	// Job is the job's record after the event.
 	Job *Job
 }
 
-// EventsOptions chooses the events Events delivers.
+// EventsOptions chooses the events Events delivers. The zero value
+// delivers every new event of the queue.
 type EventsOptions struct {
 	// StartSeq replays the kept events from that sequence number on.
 	StartSeq uint64
@@ -67,6 +78,11 @@ type EventsOptions struct {
 // Events calls fn for each event of queue, in order: first the kept events
 // chosen by opts, then new ones as they happen, until ctx ends (it returns
 // ctx.Err()) or fn returns an error (it returns that error).
+//
+// Events are read from the queue's bucket of records, whose history holds
+// each job's last 64 events for QueueConfig.Retention. (Subscribers that
+// need no replay can subscribe to kin.qe.QUEUE.TYPE.ID instead; see the
+// package doc.)
 func (c *Client) Events(ctx context.Context, queue string, opts EventsOptions, fn func(Event) error) error {
 	h, err := c.handle(ctx, queue)
 	if err != nil {
@@ -82,15 +98,21 @@ func (c *Client) Events(ctx context.Context, queue string, opts EventsOptions, f
 	}
 	id := "*"
 	if opts.ID != "" {
+		if !validID(opts.ID) {
+			return fmt.Errorf("queue: events: bad job id %q", opts.ID)
+		}
 		id = opts.ID
 	}
-	if len(opts.Types) == 0 {
-		occ.FilterSubjects = []string{eventSubject(queue, "*", id)}
+	occ.FilterSubjects = []string{recordSubject(queue, id)}
+	// The server cannot filter on a header: types are chosen here.
+	var types map[EventType]bool
+	if len(opts.Types) > 0 {
+		types = map[EventType]bool{}
+		for _, t := range opts.Types {
+			types[t] = true
+		}
 	}
-	for _, t := range opts.Types {
-		occ.FilterSubjects = append(occ.FilterSubjects, eventSubject(queue, string(t), id))
-	}
-	cons, err := c.js.OrderedConsumer(ctx, h.events.CachedInfo().Config.Name, occ)
+	cons, err := c.js.OrderedConsumer(ctx, recordStream(h.name), occ)
 	if err != nil {
 		return fmt.Errorf("queue: events: %w", err)
 	}
@@ -109,9 +131,12 @@ func (c *Client) Events(ctx context.Context, queue string, opts EventsOptions, f
 			}
 			return fmt.Errorf("queue: events: %w", err)
 		}
-		ev, err := decodeEvent(queue, m.Subject(), m.Data())
+		ev, err := decodeEvent(m.Headers(), m.Data())
 		if err != nil {
-			continue // not ours to judge: skip what a foreign producer wrote
+			continue // not ours to judge: skip what a foreign client wrote
+		}
+		if types != nil && !types[ev.Type] {
+			continue
 		}
 		if md, err := m.Metadata(); err == nil {
 			ev.Seq, ev.Time = md.Sequence.Stream, md.Timestamp
@@ -122,34 +147,93 @@ func (c *Client) Events(ctx context.Context, queue string, opts EventsOptions, f
 	}
 }
 
-// decodeEvent reads an event message of queue q.
-func decodeEvent(q, subject string, data []byte) (Event, error) {
-	rest, ok := strings.CutPrefix(subject, "kin.qe."+q+".")
-	typ, _, ok2 := strings.Cut(rest, ".")
-	if !ok || !ok2 {
-		return Event{}, fmt.Errorf("queue: %q is not an event subject of queue %s", subject, q)
+// decodeEvent reads a record message (a value of a queue's bucket) as an
+// event: its type is the Kin-Event header.
+func decodeEvent(hdr nats.Header, data []byte) (Event, error) {
+	typ := EventType(hdr.Get(hdrEvent))
+	if !typ.valid() {
+		return Event{}, fmt.Errorf("queue: not an event: %s %q", hdrEvent, typ)
 	}
 	j, err := decodeRecord(data)
 	if err != nil {
 		return Event{}, err
 	}
-	return Event{Type: EventType(typ), Job: j}, nil
+	return Event{Type: typ, Job: j}, nil
 }
 
 // lastRecord returns the job's latest record, or nil if there is none.
 func (c *Client) lastRecord(ctx context.Context, h *queueHandle, id string) (*Job, error) {
-	m, err := h.events.GetLastMsgForSubject(ctx, anyEventSubject(h.name, id))
+	m, err := c.lastMsg(ctx, recordStream(h.name), recordSubject(h.name, id))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("queue: job %s: %w", id, err)
 	}
+	if m.Header.Get(hdrKVOp) != "" {
+		return nil, nil // deleted or purged with the KV API
+	}
 	j, err := decodeRecord(m.Data)
 	if err != nil {
 		return nil, err
 	}
 	return j, nil
+}
+
+// lastMsg returns the last message on subject in stream, as its leader has
+// it. (KV buckets allow direct gets, which any replica answers, perhaps
+// before it has the latest message: a record just stored, which is what
+// Wait and a redelivered job look for, might not be there yet.)
+func (c *Client) lastMsg(ctx context.Context, stream, subject string) (*jetstream.RawStreamMsg, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+	}
+	req, _ := json.Marshal(struct {
+		LastBySubj string `json:"last_by_subj"`
+	}{subject})
+	resp, err := c.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+stream, req)
+	if err != nil {
+		return nil, err
+	}
+	return decodeMsgGet(resp.Data)
+}
+
+// decodeMsgGet reads the answer to $JS.API.STREAM.MSG.GET.
+func decodeMsgGet(b []byte) (*jetstream.RawStreamMsg, error) {
+	var resp struct {
+		Error   *jetstream.APIError `json:"error"`
+		Message *struct {
+			Subject string    `json:"subject"`
+			Seq     uint64    `json:"seq"`
+			Header  []byte    `json:"hdrs"`
+			Data    []byte    `json:"data"`
+			Time    time.Time `json:"time"`
+		} `json:"message"`
+	}
+	if err := json.Unmarshal(b, &resp); err != nil {
+		return nil, fmt.Errorf("queue: malformed message get response: %w", err)
+	}
+	switch {
+	case resp.Error != nil && resp.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound:
+		return nil, jetstream.ErrMsgNotFound
+	case resp.Error != nil && resp.Error.ErrorCode == jetstream.JSErrCodeStreamNotFound:
+		return nil, jetstream.ErrStreamNotFound
+	case resp.Error != nil:
+		return nil, resp.Error
+	case resp.Message == nil:
+		return nil, errors.New("queue: malformed message get response: no message")
+	}
+	m := &jetstream.RawStreamMsg{Subject: resp.Message.Subject, Sequence: resp.Message.Seq, Data: resp.Message.Data, Time: resp.Message.Time}
+	if len(resp.Message.Header) > 0 {
+		h, err := nats.DecodeHeadersMsg(resp.Message.Header)
+		if err != nil {
+			return nil, fmt.Errorf("queue: malformed message get response: %w", err)
+		}
+		m.Header = h
+	}
+	return m, nil
 }
 
 // Get returns the job's record.
@@ -257,7 +341,10 @@ func (c *Client) Wait(ctx context.Context, queue, id string) (*Job, error) {
 		return nil, ErrNotFound
 	}
 	ch := make(chan *nats.Msg, 64)
-	// Subscribe before looking, so that no event can slip between.
+	// Subscribe before looking, so that no event can slip between: a
+	// completed or dead event is published only once its record is stored,
+	// so either the record is there to see, or the event comes after the
+	// subscription.
 	sub, err := c.nc.ChanSubscribe(anyEventSubject(queue, id), ch)
 	if err != nil {
 		return nil, fmt.Errorf("queue: wait: %w", err)
@@ -352,9 +439,11 @@ func (c *Client) retry(ctx context.Context, h *queueHandle, id string, m *jetstr
 	if last, err := c.lastRecord(ctx, h, id); err == nil && last != nil {
 		rec.Error = last.Error
 	}
-	if _, err := c.js.PublishMsg(ctx, recordMsg(h.name, EventWaiting, rec)); err != nil {
+	rm := recordMsg(h.name, EventWaiting, rec)
+	if _, err := c.js.PublishMsg(ctx, rm); err != nil {
 		return fmt.Errorf("queue: retry %s: %w", id, err)
 	}
+	c.announce(h.name, rm)
 	// Remove this dead letter (not a newer one: the job may have died
 	// again already).
 	err = h.dlq.Purge(ctx, jetstream.WithPurgeSubject(deadSubject(h.name, id)), jetstream.WithPurgeSequence(m.Sequence+1))
@@ -399,7 +488,20 @@ func (c *Client) RetryDead(ctx context.Context, queue string) (int, error) {
 	return n, nil
 }
 
-// recordMsg is the event message of type typ carrying the record j.
+// recordMsg is the record j after an event of type typ: a put of key
+// j.ID into queue q's bucket, the type in its Kin-Event header.
 func recordMsg(q string, typ EventType, j *Job) *nats.Msg {
-	return &nats.Msg{Subject: eventSubject(q, string(typ), j.ID), Data: marshalRecord(j)}
+	return &nats.Msg{
+		Subject: recordSubject(q, j.ID),
+		Header:  nats.Header{hdrEvent: []string{string(typ)}},
+		Data:    marshalRecord(j),
+	}
+}
+
+// announce publishes the event of record m (a recordMsg of queue q) on its
+// typed subject, kin.qe.Q.TYPE.ID, with core NATS: it is not stored (the
+// record is), and reaches whoever listens now.
+func (c *Client) announce(q string, m *nats.Msg) error {
+	id := m.Subject[len("$KV.KIN_QR_")+len(q)+1:]
+	return c.nc.Publish(eventSubject(q, m.Header.Get(hdrEvent), id), m.Data)
 }

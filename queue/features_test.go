@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -141,8 +142,14 @@ func TestIdempotencyKey(t *testing.T) {
 	if n := runs.Load(); n != 2 {
 		t.Errorf("handler ran %d times, want 2", n)
 	}
-	if _, err := c.Add(ctx, "idem", queue.JobSpec{ID: "bad.id"}); err == nil {
-		t.Error("an id with a dot was accepted")
+	// IDs are KV keys and subject tokens.
+	for _, id := range []string{"bad.id", "a:b", "a b", "a*", "a/b", strings.Repeat("x", 129)} {
+		if _, err := c.Add(ctx, "idem", queue.JobSpec{ID: id}); err == nil || !strings.Contains(err.Error(), "A–Z a–z 0–9 - _ =") {
+			t.Errorf("id %q: %v", id, err)
+		}
+	}
+	if _, err := c.Add(ctx, "idem", queue.JobSpec{ID: "Az09-_=" + strings.Repeat("x", 121)}); err != nil {
+		t.Errorf("a valid id of 128 characters: %v", err)
 	}
 }
 

@@ -81,7 +81,8 @@ const (
 	// was killed.
 	CauseLost Cause = "lost"
 	// CauseInvalid: the job's message could not be decoded (a producer in
-	// another language sent bad headers). It is not retried.
+	// another language sent bad headers, or a job ID that is not a KV key).
+	// It is not retried.
 	CauseInvalid Cause = "invalid"
 )
 
@@ -132,7 +133,8 @@ type JobSpec struct {
 	// ID names the job; empty means a generated unique id. A given ID is
 	// also the job's idempotency key: adding a job whose ID is known adds
 	// nothing and returns the same ID (see Client.Add). An ID is 1 to 128
-	// characters among A–Z a–z 0–9 - _ = :
+	// characters among A–Z a–z 0–9 - _ = (it is the job's key in the
+	// queue's KV bucket of records, and a subject token).
 	ID string
 	// Data is the job's input, a JSON document given to the handler (a pool
 	// worker receives it as its task's data); nil means null.
@@ -223,6 +225,10 @@ const (
 	hdrPriority  = "Kin-Priority"
 	hdrSchedule  = "Nats-Schedule"
 	hdrSchedTgt  = "Nats-Schedule-Target"
+	// On records (KV puts): the event's type; and the KV API's marker of a
+	// deleted or purged key.
+	hdrEvent = "Kin-Event"
+	hdrKVOp  = "KV-Operation"
 )
 
 // jobOpts are a job's options as carried by its message's headers.
@@ -377,7 +383,8 @@ func parseBackoff(v string) (Backoff, error) {
 	return b, nil
 }
 
-// validID reports whether s can be a job id (it becomes a subject token).
+// validID reports whether s can be a job id: a subject token and a KV
+// key.
 func validID(s string) bool {
 	if len(s) == 0 || len(s) > 128 {
 		return false
@@ -385,7 +392,7 @@ func validID(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '=', c == ':':
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '=':
 		default:
 			return false
 		}

@@ -224,8 +224,9 @@ const (
 	actNone // leave it: the server redelivers after AckWait
 )
 
-// verdict is what to do with a settled job: publish msgs (records, the
-// dead letter), then acknowledge or not.
+// verdict is what to do with a settled job: store msgs (records, the dead
+// letter), announce the events of the records among them, then
+// acknowledge or not.
 type verdict struct {
 	r       *run
 	rec     *Job // for OnDone; nil: not an outcome
@@ -235,6 +236,18 @@ type verdict struct {
 	after []*nats.Msg
 	act   action
 	delay time.Duration
+}
+
+// announce publishes the events of the verdict's records, once they are
+// stored.
+func (v *verdict) announce(c *Client, q string) {
+	for _, ms := range [2][]*nats.Msg{v.msgs, v.after} {
+		for _, m := range ms {
+			if m.Header.Get(hdrEvent) != "" && strings.HasPrefix(m.Subject, "$KV.") {
+				c.announce(q, m)
+			}
+		}
+	}
 }
 
 func (w *worker) run(ctx context.Context) {
@@ -699,6 +712,10 @@ func (w *worker) prepare(r *run) bool {
 		return false
 	}
 	o, herr := decodeHeaders(r.msg.Headers())
+	if herr == nil && !validID(r.id) {
+		// A foreign producer's: its record could not be a KV key.
+		herr = fmt.Errorf("queue: bad job id %q: want 1 to 128 of A–Z a–z 0–9 - _ =", r.id)
+	}
 	r.opts, r.data = o, r.msg.Data()
 	if len(r.data) == 0 {
 		r.data = nil
@@ -733,8 +750,12 @@ func (w *worker) prepare(r *run) bool {
 	}
 	rec.Error = lost
 	rec.Started = time.Now()
-	if err := w.c.nc.PublishMsg(recordMsg(w.q, EventActive, rec)); err != nil {
+	// Not waited for: should it be lost, the next record replaces it.
+	m := recordMsg(w.q, EventActive, rec)
+	if err := w.c.nc.PublishMsg(m); err != nil {
 		w.log.Warn("queue: record", "queue", w.q, "id", r.id, "err", err)
+	} else {
+		w.c.announce(w.q, m)
 	}
 	return true
 }
@@ -753,6 +774,7 @@ func (w *worker) progress(r *run, data json.RawMessage) error {
 	if err := w.c.nc.PublishMsg(m); err != nil {
 		return fmt.Errorf("queue: progress: %w", err)
 	}
+	w.c.announce(w.q, m)
 	return nil
 }
 
@@ -886,6 +908,9 @@ func (w *worker) commitLoop() {
 				f, _ := w.c.js.PublishMsgAsync(m)
 				ok = w.await(f, m)
 			}
+		}
+		if ok {
+			v.announce(w.c, w.q)
 		}
 		var err error
 		switch {

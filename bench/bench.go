@@ -64,8 +64,11 @@ type Result struct {
 	// RTTus is the mean round trip in microseconds.
 	RTTus float64 `json:"rtt_us,omitempty"`
 	// Ms is the median spawn-to-first-message time in milliseconds; for the
-	// process-manager benchmarks, the median status command or restart.
+	// process-manager benchmarks, the median status command or restart;
+	// for the queue's latency rows, the p50.
 	Ms float64 `json:"ms,omitempty"`
+	// P99Ms is the p99 of the queue's latency rows, in milliseconds.
+	P99Ms float64 `json:"p99_ms,omitempty"`
 	// ReqPerS is HTTP requests per second (BenchPMHTTP, BenchPMReload).
 	ReqPerS float64 `json:"req_per_s,omitempty"`
 	// Failed counts failed HTTP requests: socket errors and non-2xx/3xx
@@ -84,14 +87,14 @@ type Result struct {
 }
 
 // Value returns the figure r is compared by: RTTus (round trips, per-task
-// overhead), MsgsPerS (one-way messages, tiny tasks), ReqPerS (HTTP),
-// Failed (reloads), RSSMB (memory) or Ms (spawns, heavy batches, status
-// commands, restarts).
+// overhead), MsgsPerS (one-way messages, tiny tasks, queue throughput),
+// ReqPerS (HTTP), Failed (reloads), RSSMB (memory) or Ms (spawns, heavy
+// batches, status commands, restarts, queue latency p50).
 func (r Result) Value() float64 {
 	switch r.Bench {
 	case BenchRTT, BenchPoolTask:
 		return r.RTTus
-	case BenchOneWay, BenchPoolTiny:
+	case BenchOneWay, BenchPoolTiny, BenchQueueInline, BenchQueueProcess, BenchQueueInlineAlways, BenchQueueProcessAlways:
 		return r.MsgsPerS
 	case BenchPMHTTP:
 		return r.ReqPerS
@@ -132,6 +135,13 @@ type Options struct {
 	// in PeerDir, else pm2 from $PATH, and PM2's rows are skipped when
 	// there is none.
 	PM2 string
+	// Jobs is the number of jobs of each of Queue's throughput rows; zero
+	// means 10 000 (1 000 with Quick).
+	Jobs int
+	// Redis is the redis-server binary Queue runs BullMQ on; empty means
+	// redis-server from $PATH, and BullMQ's rows are skipped when there is
+	// none.
+	Redis string
 }
 
 func (o Options) runs() int { return max(o.Runs, 1) }
@@ -412,6 +422,7 @@ func Median(runs [][]Result) []Result {
 		m.MBPerS = median(rs, func(r Result) float64 { return r.MBPerS })
 		m.RTTus = median(rs, func(r Result) float64 { return r.RTTus })
 		m.Ms = median(rs, func(r Result) float64 { return r.Ms })
+		m.P99Ms = median(rs, func(r Result) float64 { return r.P99Ms })
 		m.ReqPerS = median(rs, func(r Result) float64 { return r.ReqPerS })
 		m.Failed = median(rs, func(r Result) float64 { return r.Failed })
 		m.RSSMB = median(rs, func(r Result) float64 { return r.RSSMB })

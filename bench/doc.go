@@ -24,6 +24,10 @@
 // channel still validates every JSON message it sends or receives).
 // Spawn times a child's start up to its first IPC message.
 //
+// Pool, PM and Queue compare kin's pool, process manager and job queue
+// with a plain Node pool, PM2 and BullMQ on Redis; their peers installed
+// from npm live in PeerDir.
+//
 // The Go children are copies of the running program: a program that runs
 // these benchmarks must call ChildMain first thing in main (or TestMain).
 // The Node scripts are embedded and written to a temporary directory per run,

@@ -103,9 +103,10 @@ func pmParamsFor(quick bool) pmParams {
 	return pmParams{settle: 2 * time.Second, cliN: 20, restartN: 10, life: 1100 * time.Millisecond, load: 10 * time.Second, warm: time.Second}
 }
 
-// PeerDir is where the benchmarks look for peers installed from npm (PM2):
-// $XDG_CACHE_HOME/kin-bench, by default ~/.cache/kin-bench. Install them
-// with `npm install --prefix "$(dirname …)/kin-bench" pm2@7`, as .ci/run does.
+// PeerDir is where the benchmarks look for peers installed from npm (PM2,
+// BullMQ): $XDG_CACHE_HOME/kin-bench, by default ~/.cache/kin-bench.
+// Install them with `npm install --prefix ~/.cache/kin-bench pm2@7 bullmq@5`,
+// as .ci/run does.
 func PeerDir() string {
 	d, err := os.UserCacheDir()
 	if err != nil {

@@ -35,6 +35,9 @@ func Baseline(impl string) string { return baselines[impl] }
 // (higher is better).
 func Ratio(rs []Result, r Result) (ratio float64, base string, ok bool) {
 	base = Baseline(r.Impl)
+	if peer, ok := queueBaseline(r.Bench, r.Impl); ok {
+		base = peer
+	}
 	if base == "" || r.Skipped != "" || r.Value() == 0 {
 		return 0, base, false
 	}
@@ -132,7 +135,8 @@ func Checks(rs []Result) []Check {
 			out = append(out, Check{Name: name, Value: ratio, Goal: t.goal, AtMost: t.atMost})
 		}
 	}
-	return append(out, pmChecks(rs)...)
+	out = append(out, pmChecks(rs)...)
+	return append(out, queueChecks(rs)...)
 }
 
 // figure formats r's measurement.
@@ -141,6 +145,9 @@ func figure(r Result) string {
 		return "skipped: " + r.Skipped
 	}
 	if s, ok := pmFigure(r); ok {
+		return s
+	}
+	if s, ok := queueFigure(r); ok {
 		return s
 	}
 	switch r.Bench {

@@ -13,7 +13,7 @@ import (
 )
 
 func init() {
-	register(&command{name: "bench", summary: "measure IPC, spawn, pool and process-manager costs here, beside Node.js and PM2", run: runBench})
+	register(&command{name: "bench", summary: "measure IPC, spawn, pool, process-manager and queue costs beside Node.js, PM2 and BullMQ", run: runBench})
 }
 
 // benchChildMain runs a benchmark child when kin re-executed itself as one.
@@ -37,6 +37,14 @@ const benchAbout = `Measures on this machine, side by side with Node.js in the s
          pm2 jlist, and exit → restarted for a Node app and a Go binary.
          Needs wrk (else a Go load generator drives both); takes ~3 minutes
          (--quick: ~1)
+  queue  the job queue beside BullMQ 5 on Redis (bullmq from ~/.cache/kin-bench,
+         redis-server from $PATH; their rows are skipped without them):
+         --jobs no-op jobs (default 10 000) at concurrency 2 with in-process
+         handlers and with child-process workers (kin: Node and Go workers;
+         BullMQ: a sandboxed processor), from the first add to the last
+         completion, in each one's default durability and with an fsync before
+         every acknowledgement; and add → completed of one job at a time, with
+         an in-process handler and a warm worker process. ~1 minute a run
 
 Prints a table with each figure's ratio to its baseline and kin's targets;
 with --json, one JSON object per figure (fields bench, impl, codec, size,
@@ -44,19 +52,23 @@ msgs_per_s, mb_per_s, rtt_us, ms…). Node figures are skipped when node is
 not installed.`
 
 func runBench(ctx context.Context, e *env, args []string) error {
-	fs := newFlags(e, "bench", "ipc|spawn|pool|pm [--json] [--quick] [--runs N]", benchAbout)
+	fs := newFlags(e, "bench", "ipc|spawn|pool|pm|queue [--json] [--quick] [--runs N] [--jobs N]", benchAbout)
 	asJSON := fs.Bool("json", false, "print one JSON object per figure")
 	quick := fs.Bool("quick", false, "a twentieth of the iterations: a quick, rough look")
 	runs := fs.Int("runs", 1, "repeat the comparison and report medians")
 	sizes := fs.String("sizes", "", "ipc: payload sizes in bytes, comma-separated (default 100,4096,1048576)")
 	impls := fs.String("impls", "", "only these implementations, comma-separated (see the table's impl column)")
+	jobs := fs.Int("jobs", 0, "queue: jobs per throughput run (default 10000; 1000 with --quick)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return usageErrorf("bench: say what to measure: kin bench ipc|spawn|pool|pm")
+		return usageErrorf("bench: say what to measure: kin bench ipc|spawn|pool|pm|queue")
 	}
-	o := bench.Options{Quick: *quick, Runs: *runs}
+	if *jobs < 0 || *runs < 1 {
+		return usageErrorf("bench: --jobs and --runs must be positive")
+	}
+	o := bench.Options{Quick: *quick, Runs: *runs, Jobs: *jobs}
 	if *impls != "" {
 		o.Impls = strings.Split(*impls, ",")
 	}
@@ -83,8 +95,13 @@ func runBench(ctx context.Context, e *env, args []string) error {
 		rs, err = bench.Pool(ctx, o)
 	case "pm":
 		rs, err = bench.PM(ctx, o)
+	case "queue":
+		if *impls != "" || *sizes != "" {
+			return usageErrorf("bench: queue takes neither --impls nor --sizes")
+		}
+		rs, err = bench.Queue(ctx, o)
 	default:
-		return usageErrorf("bench: unknown benchmark %q (want ipc, spawn, pool or pm)", what)
+		return usageErrorf("bench: unknown benchmark %q (want ipc, spawn, pool, pm or queue)", what)
 	}
 	if err != nil {
 		return err
@@ -97,6 +114,10 @@ func runBench(ctx context.Context, e *env, args []string) error {
 			}
 		}
 		return nil
+	}
+	if fs.Arg(0) == "queue" {
+		_, err = fmt.Fprint(e.stdout, bench.QueueTable(rs))
+		return err
 	}
 	out := bench.Table(rs)
 	switch fs.Arg(0) {

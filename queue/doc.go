@@ -5,9 +5,10 @@
 // The engine is NATS JetStream, either embedded (StartServer runs a
 // nats-server in this process, with its file store under a directory) or an
 // external NATS server or cluster (Connect with URLs); the same code runs
-// against both. There is no other store: jobs, their records and events,
-// and dead jobs are JetStream streams, laid out as below so that producers
-// and consumers in other languages can use any NATS client.
+// against both. There is no other store: jobs and dead jobs are JetStream
+// streams, job records a JetStream KV bucket whose history holds the recent
+// events, laid out as below so that producers and consumers in other
+// languages can use any NATS client.
 //
 //	srv, _ := queue.StartServer(queue.ServerConfig{Dir: home + "/nats"})
 //	c, _ := queue.Connect(ctx, queue.ConnectConfig{Server: srv})
@@ -33,22 +34,27 @@
 //
 // # Layout
 //
-// (This section is written so that it can go into docs/protocol.md as is.)
+// (This section is also section 12 of docs/protocol.md, "Queue layout"; a
+// test keeps the two the same.)
 //
-// A queue Q (1 to 64 characters among A–Z a–z 0–9 - _) is three streams:
+// A queue Q (1 to 64 characters among A–Z a–z 0–9 - _) is two streams and
+// a KV bucket:
 //
-//	stream        subjects                      kind
-//	KIN_Q_Q       kin.q.Q.high.ID               work queue: the jobs waiting
-//	              kin.q.Q.normal.ID             or running, one message each
-//	              kin.q.Q.low.ID
-//	              kin.q.Q.delayed.ID            delayed jobs (message schedules)
-//	KIN_QE_Q      kin.qe.Q.TYPE.ID              records and events (limits:
-//	                                            kept QueueConfig.Retention)
-//	KIN_DLQ_Q     kin.dlq.Q.ID                  dead jobs (one per ID, kept
-//	                                            until retried or purged)
+//	name       subjects                 kind
+//	KIN_Q_Q    kin.q.Q.high.ID          work-queue stream: the jobs waiting
+//	           kin.q.Q.normal.ID        or running, one message each
+//	           kin.q.Q.low.ID
+//	           kin.q.Q.delayed.ID       delayed jobs (message schedules)
+//	KIN_QR_Q   $KV.KIN_QR_Q.ID          KV bucket (stream KV_KIN_QR_Q) of
+//	                                    job records: key ID, history 64,
+//	                                    TTL QueueConfig.Retention
+//	KIN_DLQ_Q  kin.dlq.Q.ID             dead jobs (one per ID, kept until
+//	                                    retried or purged)
 //
-// A job ID is 1 to 128 characters among A–Z a–z 0–9 - _ = : (kin generates
-// 22-character NUIDs).
+// and its events are published, not stored, on kin.qe.Q.TYPE.ID.
+//
+// A job ID is 1 to 128 characters among A–Z a–z 0–9 - _ = (a subject
+// token and a KV key; kin generates 22-character NUIDs).
 //
 // Adding a job is publishing its message with JetStream (wait for the
 // publish acknowledgement): subject kin.q.Q.PRIORITY.ID, where PRIORITY is
@@ -81,19 +87,23 @@
 // one; it renews the acknowledgement deadline of each job it holds every
 // AckWait/3 (+WPI). The attempt number is the delivery count (from the
 // message's $JS.ACK reply subject), or for a redelivery one more than the
-// attempt in the job's last record. A failed attempt is negatively
+// attempt in the job's current record. A failed attempt is negatively
 // acknowledged with the backoff as delay (-NAK {"delay": ns}); a redelivered
-// job whose last record says completed or dead is acknowledged without
-// running (its acknowledgement was lost).
+// job whose current record says completed or dead is acknowledged without
+// running (its acknowledgement was lost). A job whose headers or ID kin
+// cannot read is dead at once (cause invalid).
 //
 // A job is acknowledged (+ACK, which removes it from KIN_Q_Q) only once its
 // completed record, or its dead letter and dead record, are stored.
 //
-// Records and events are the same messages: each change of a job is
-// published to kin.qe.Q.TYPE.ID, where TYPE is active, progress, completed,
-// failed (an attempt failed; another follows), dead, or waiting (sent back
-// by Retry, or by a worker that stopped before running it); the body is the
-// job's record after the change, a JSON object:
+// Records. Each change of a job is one put of key ID into the bucket: a
+// message published to $KV.KIN_QR_Q.ID with the header "Kin-Event: TYPE",
+// where TYPE is active, progress, completed, failed (an attempt failed;
+// another follows), dead, or waiting (sent back by Retry, or by a worker
+// that stopped before running it). Active and progress records are
+// published with core NATS (not waited for: the next record replaces a
+// lost one); the others with JetStream, waiting for the acknowledgement.
+// The value is the job's record after the change, a JSON object:
 //
 //	{"id":"…","queue":"Q","state":"completed","priority":"normal",
 //	 "attempt":1,"attempts":3,"progress":…,"result":…,
@@ -102,19 +112,38 @@
 //	 "worker":"host/pid"}
 //
 // state is waiting, delayed, active, completed, failed or dead (progress
-// events say active); cause is error, crash, timeout, memory, lost or
-// invalid; members without a value are left out; times are RFC 3339. A
-// job's current record is the last message on kin.qe.Q.*.ID
-// ($JS.API.STREAM.MSG.GET.KIN_QE_Q with {"last_by_subj":"kin.qe.Q.*.ID"});
-// if there is none, the job is waiting (or delayed), in KIN_Q_Q. To wait for
-// a result, subscribe to kin.qe.Q.*.ID (or kin.qe.Q.completed.ID), then read
-// the current record, then wait for a completed or dead event. To replay
-// recent events, use an ordered consumer on KIN_QE_Q from a sequence or a
-// time.
+// records say active); cause is error, crash, timeout, memory, lost or
+// invalid; members without a value are left out; times are RFC 3339.
+//
+// The bucket is made with the KV API (as nats.go's CreateKeyValue makes
+// it: History 64, TTL QueueConfig.Retention, file storage,
+// QueueConfig.Replicas; with QueueConfig.MaxRecords, its stream also keeps
+// at most that many messages, dropping the oldest), so any NATS client's
+// KV API reads it: a job's current record is the key's value
+// (nats kv get KIN_QR_Q ID), its recent events the key's history (its last
+// 64 records, each kept for the TTL). A value with a KV-Operation header
+// (a key deleted or purged with the KV API) is no record. kin reads a
+// record from the stream's leader ($JS.API.STREAM.MSG.GET.KV_KIN_QR_Q with
+// {"last_by_subj":"$KV.KIN_QR_Q.ID"}): the KV API's direct gets may be
+// answered by a replica that does not have the latest record yet. If there
+// is no record, the job is waiting (or delayed), in KIN_Q_Q.
+//
+// Events. Once a record is stored (active and progress records: once
+// published), its value is published again, with core NATS and not
+// stored, on kin.qe.Q.TYPE.ID, so that subscribers choose events by type
+// and job (kin.qe.Q.completed.*, kin.qe.Q.*.ID). To wait for a result,
+// subscribe to kin.qe.Q.*.ID (or kin.qe.Q.completed.ID and
+// kin.qe.Q.dead.ID), then read the current record, then wait for a
+// completed or dead event: as those are published only after their record
+// is stored, none can slip between the two. (A KV watcher of the key works
+// too.) To replay recent events, use an ordered consumer on KV_KIN_QR_Q,
+// filtered on $KV.KIN_QR_Q.* or $KV.KIN_QR_Q.ID, from a sequence or a
+// time; each message's type is its Kin-Event header. A worker in another
+// language writes records and publishes events in the same way.
 //
 // A dead job is the job's message (body and Kin- headers, plus
-// Kin-Priority and Kin-Added) published to kin.dlq.Q.ID; the dead event,
-// which has the error, is published once the dead letter is stored. Retry
-// publishes it to kin.q.Q.PRIORITY.ID again (with Nats-Msg-Id
-// "ID:retry:SEQ"), writes a waiting event and removes the dead letter.
+// Kin-Priority and Kin-Added) published to kin.dlq.Q.ID; the dead record,
+// which has the error, is stored once the dead letter is stored. Retry
+// publishes the job to kin.q.Q.PRIORITY.ID again (with Nats-Msg-Id
+// "ID:retry:SEQ"), stores a waiting record and removes the dead letter.
 package queue

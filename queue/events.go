@@ -41,13 +41,13 @@ func (t EventType) state() State {
 	return State(t)
 }
 
+// eventTypes lists the event types.
+var eventTypes = [...]EventType{EventActive, EventProgress, EventCompleted, EventFailed, EventDead, EventWaiting}
+
 // valid reports whether t is one of the event types.
 func (t EventType) valid() bool {
-	switch t {
-	case EventActive, EventProgress, EventCompleted, EventFailed, EventDead, EventWaiting:
-		return true
-	}
-	return false
+	_, ok := recordHeaders[t]
+	return ok
 }
 
 // Event is one event of a queue.
@@ -71,7 +71,7 @@ type EventsOptions struct {
 	Since time.Time
 	// Types keeps only events of those types; empty means all.
 	Types []EventType
-	// ID keeps only the events of that job.
+	// ID keeps only the events of that job; empty means every job's.
 	ID string
 }
 
@@ -488,14 +488,21 @@ func (c *Client) RetryDead(ctx context.Context, queue string) (int, error) {
 	return n, nil
 }
 
+// recordHeaders are the headers of records, by event type: shared, and so
+// read-only (publishing a record with jetstream.PublishOpt options would
+// write into them: never do).
+var recordHeaders = func() map[EventType]nats.Header {
+	m := map[EventType]nats.Header{}
+	for _, t := range eventTypes {
+		m[t] = nats.Header{hdrEvent: []string{string(t)}}
+	}
+	return m
+}()
+
 // recordMsg is the record j after an event of type typ: a put of key
 // j.ID into queue q's bucket, the type in its Kin-Event header.
 func recordMsg(q string, typ EventType, j *Job) *nats.Msg {
-	return &nats.Msg{
-		Subject: recordSubject(q, j.ID),
-		Header:  nats.Header{hdrEvent: []string{string(typ)}},
-		Data:    marshalRecord(j),
-	}
+	return &nats.Msg{Subject: recordSubject(q, j.ID), Header: recordHeaders[typ], Data: marshalRecord(j)}
 }
 
 // announce publishes the event of record m (a recordMsg of queue q) on its

@@ -423,3 +423,55 @@ func TestLongJobsAreShared(t *testing.T) {
 		t.Errorf("shares %d and %d", a.Load(), b.Load())
 	}
 }
+
+// TestStatsCountEveryState: with a job in each state, Stats counts each
+// (completed and failed from the records' Kin-Event headers).
+func TestStatsCountEveryState(t *testing.T) {
+	t.Parallel()
+	_, c := setup(t)
+	ctx := ctxT(t)
+	gate := make(chan struct{})
+	started := make(chan string, 1)
+	// One job at a time, none taken ahead: the others stay waiting.
+	working(t, c, "st", queue.WorkConfig{Prefetch: -1, Handler: func(ctx context.Context, j *queue.Job) (json.RawMessage, error) {
+		switch string(j.Data) {
+		case `"fail"`:
+			return nil, errors.New("no")
+		case `"block"`:
+			started <- j.ID
+			select {
+			case <-gate:
+			case <-ctx.Done():
+			}
+		}
+		return data("ok"), nil
+	}})
+	ok, _ := c.Add(ctx, "st", queue.JobSpec{Data: data("ok")})
+	if _, err := c.Wait(ctx, "st", ok); err != nil {
+		t.Fatal(err)
+	}
+	failing, _ := c.Add(ctx, "st", queue.JobSpec{Data: data("fail"), Attempts: 2, Backoff: queue.Backoff{Delay: time.Millisecond}})
+	if _, err := c.Wait(ctx, "st", failing); err == nil {
+		t.Fatal("the failing job completed")
+	}
+	c.Add(ctx, "st", queue.JobSpec{Data: data("block")})
+	<-started
+	addN(t, c, "st", 2, func(int) queue.JobSpec { return queue.JobSpec{Data: data("ok")} })
+	c.Add(ctx, "st", queue.JobSpec{Delay: time.Hour})
+	want := queue.Stats{Waiting: 2, Active: 1, Delayed: 1, Dead: 1, Completed: 1, Failed: 1}
+	counts := func(what string) {
+		t.Helper()
+		var st queue.Stats
+		var err error
+		if !kintest.Poll(10*time.Second, func() bool {
+			st, err = c.Stats(ctx, "st")
+			return err == nil && st == want
+		}) {
+			t.Fatalf("%s: %+v %v, want %+v", what, st, err, want)
+		}
+	}
+	counts("a job in each state")
+	close(gate)
+	want = queue.Stats{Delayed: 1, Dead: 1, Completed: 4, Failed: 1}
+	counts("once the jobs ran")
+}

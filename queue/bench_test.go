@@ -107,3 +107,26 @@ func cpuTime() time.Duration {
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkStats is Stats of a queue holding the records of 10 000
+// completed jobs (20 000 records: Stats reads the headers of each).
+func BenchmarkStats(b *testing.B) {
+	srv := startServer(b, queue.ServerConfig{})
+	c := connect(b, srv)
+	ctx := ctxT(b)
+	if _, err := queue.BenchThroughput(ctx, c, queue.BenchConfig{Queue: "stats", Work: queue.WorkConfig{Handler: noop}}); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	for range b.N {
+		st, err := c.Stats(ctx, "stats")
+		if err != nil || st.Completed != 10000 {
+			b.Fatalf("%+v %v", st, err)
+		}
+	}
+	// (This process's CPU time, the embedded server's included: steadier
+	// than the time per call on a shared machine.)
+	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/1000/float64(b.N), "cpu-ms/op")
+}

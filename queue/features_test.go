@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/kinproc/kin/internal/kintest"
 	"github.com/kinproc/kin/queue"
 )
@@ -474,4 +476,47 @@ func TestStatsCountEveryState(t *testing.T) {
 	close(gate)
 	want = queue.Stats{Delayed: 1, Dead: 1, Completed: 4, Failed: 1}
 	counts("once the jobs ran")
+}
+
+// TestMaxRecords: the bucket keeps at most MaxRecords records, dropping
+// the oldest (a KV bucket would refuse new ones), and stays a KV bucket.
+func TestMaxRecords(t *testing.T) {
+	t.Parallel()
+	_, c := setup(t)
+	ctx := ctxT(t)
+	for range 2 { // a second Declare updates the bucket as it is
+		if err := c.Declare(ctx, "maxrec", queue.QueueConfig{MaxRecords: 5}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	working(t, c, "maxrec", queue.WorkConfig{Handler: noop})
+	ids := addN(t, c, "maxrec", 10, func(int) queue.JobSpec { return queue.JobSpec{} })
+	for _, id := range ids {
+		if _, err := c.Wait(ctx, "maxrec", id); err != nil && !errors.Is(err, queue.ErrNotFound) {
+			t.Fatal(err)
+		}
+	}
+	js, _ := jetstream.New(c.Conn())
+	kv, err := js.KeyValue(ctx, "KIN_QR_maxrec")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kintest.WaitFor(t, 5*time.Second, "the last job's record", func() bool {
+		j, err := c.Get(ctx, "maxrec", ids[9])
+		return err == nil && j.State == queue.Completed
+	})
+	if st, err := kv.Status(ctx); err != nil || st.Values() != 5 {
+		t.Errorf("%d records kept, want 5 (%v)", st.Values(), err)
+	}
+	if _, err := c.Get(ctx, "maxrec", ids[0]); !errors.Is(err, queue.ErrNotFound) {
+		t.Errorf("the first job's record: %v", err)
+	}
+	// Without MaxRecords, the bucket is as the KV API makes it.
+	if err := c.Declare(ctx, "maxrec", queue.QueueConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := js.Stream(ctx, "KV_KIN_QR_maxrec")
+	if cfg := s.CachedInfo().Config; cfg.MaxMsgs != -1 || cfg.Discard != jetstream.DiscardNew || cfg.MaxMsgsPerSubject != 64 {
+		t.Errorf("bucket stream %+v", cfg)
+	}
 }

@@ -86,6 +86,7 @@ func (a *app) spawn(sl *slot) (*process, error) {
 		outPath: s.logPath(spec, sl, "out"),
 		errPath: s.logPath(spec, sl, "err"),
 		openLog: s.openLog,
+		bus:     s.busLink(),
 	}
 	if sock != nil {
 		ss.activate = func(cmd *proc.Cmd) error { return sock.activate(cmd) }

@@ -51,6 +51,9 @@ type process struct {
 	// listening is set when the Node preload reports a server listening on
 	// a kin socket: from then on it drains on {"kin":"shutdown"}.
 	listening atomic.Bool
+
+	bus busLink // for the app's bus messages (bus.go)
+	who string  // "app NAME instance ID", for log lines
 }
 
 // spawnSpec is what start needs besides the AppSpec.
@@ -63,6 +66,7 @@ type spawnSpec struct {
 	preload  string // path of the Node preload, when the app is a clustered Node app
 	openLog  func(path string) (io.WriteCloser, error)
 	activate func(cmd *proc.Cmd) error // hands the listening sockets over (cluster.Activate)
+	bus      busLink                   // the Server's bus, for the app's bus messages
 }
 
 // startProcess starts one run of an instance. The returned process is
@@ -88,6 +92,7 @@ func startProcess(ss spawnSpec) (_ *process, err error) {
 		cmd.StopTimeout = proc.DefaultStopTimeout
 	}
 	p := &process{cmd: cmd, kind: effectiveReady(spec), ready: make(chan struct{}), drained: make(chan struct{}), preload: ss.preload != ""}
+	p.bus, p.who = ss.bus, fmt.Sprintf("app %s instance %d", spec.Name, ss.id)
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
@@ -219,10 +224,19 @@ func (p *process) markReady() { p.readyOnce.Do(func() { close(p.ready) }) }
 // exited returns a channel closed when the process has exited and been reaped.
 func (p *process) exited() <-chan struct{} { return p.cmd.Done() }
 
-// readChannel reads the instance's IPC messages: readiness now, the bus later.
+// readChannel reads the instance's IPC messages: readiness, the preload's
+// reports, and bus messages, which a bridge carries out (bus.go). When the
+// channel ends (the process exited or is released), so do the bridge's
+// subscriptions.
 func (p *process) readChannel() {
 	defer p.wg.Done()
 	ch := p.cmd.Channel
+	var br *bridge // made by the first bus message
+	defer func() {
+		if br != nil {
+			br.close()
+		}
+	}()
 	for {
 		m, err := ch.Recv(p.ctx)
 		if err != nil {
@@ -237,22 +251,32 @@ func (p *process) readChannel() {
 				p.markReady()
 			}
 		case m.Kind == ipc.Plain && bytes.HasPrefix(m.Data, []byte("{")):
-			var v struct {
-				Kin string `json:"kin"`
-			}
+			var v kinFrame
 			if json.Unmarshal(m.Data, &v) != nil {
-				continue
+				continue // "kin" is not a string: not kin's
 			}
-			switch {
-			case v.Kin == "listening":
+			switch v.Kin {
+			case "":
+				// An app's own message: not kin's.
+			case "listening":
 				p.listening.Store(true)
 				if p.kind == ReadyListening {
 					p.markReady()
 				}
-			case v.Kin == "drained":
+			case "drained":
 				// The preload finished draining an app that has its own
 				// signal handlers: it is time for the stop signal.
 				p.drainOnce.Do(func() { close(p.drained) })
+			case "publish", "subscribe", "unsubscribe":
+				if br == nil {
+					br = newBridge(p)
+				}
+				br.handle(&v)
+			default:
+				if br == nil {
+					br = newBridge(p)
+				}
+				br.unknown(v.Kin)
 			}
 		}
 	}

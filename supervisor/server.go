@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kinproc/kin/bus"
 	"github.com/kinproc/kin/supervisor/logfile"
 )
 
@@ -43,6 +44,18 @@ type Config struct {
 	// are kept; zero means 10 MiB and 5.
 	LogMaxSize int64
 	LogKeep    int
+	// Bus gives apps the pub/sub bus: their {"kin":"publish"},
+	// {"kin":"subscribe"} and {"kin":"unsubscribe"} channel messages are
+	// carried out on the *bus.Bus it returns (docs/protocol.md §11.4). It
+	// is called on an instance's channel reader when that run of the
+	// instance first needs the bus, with a context that ends with the run;
+	// the run keeps the Bus it got, and after an error the next bus message
+	// calls again. So it may start the bus lazily, but must be safe for
+	// concurrent use and should return the same Bus each time. The
+	// supervisor never closes the Bus's connection; its apps'
+	// subscriptions end before Shutdown returns. nil means no bus: bus
+	// messages are answered with an error.
+	Bus func(ctx context.Context) (*bus.Bus, error)
 }
 
 // Server runs apps. Create it with New, then Start; Shutdown stops every app

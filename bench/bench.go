@@ -76,11 +76,20 @@ type Result struct {
 	Failed float64 `json:"failed,omitempty"`
 	// CPUus is the CPU time, in microseconds per request, of the processes
 	// serving HTTP: the daemon and its instances, or the bare process
-	// (BenchPMHTTP). The load generator's own CPU is not counted.
+	// (BenchPMHTTP). The load generator's own CPU is not counted. For the
+	// queue's throughput rows it is the CPU time per job of all of one
+	// side's processes (kin: this process, with its embedded server, and
+	// its worker processes; BullMQ: its Node process with the sandboxed
+	// children, and redis-server), over the warm-up and the timed jobs.
 	CPUus float64 `json:"cpu_us_per_req,omitempty"`
 	// RSSMB is a process's resident memory, VmRSS/1024 (MiB, written MB as
 	// ps and PM2 do).
 	RSSMB float64 `json:"rss_mb,omitempty"`
+	// VsPeer, when not zero, is the median over runs of the ratio of this
+	// figure to its peer's in the same run (Queue sets it: on a noisy
+	// machine the ratios within one run are steadier than the ratio of
+	// medians); Ratio returns it.
+	VsPeer float64 `json:"vs_peer,omitempty"`
 	// Skipped, when not empty, says why the implementation was not measured
 	// (node is not installed); the figures are then zero.
 	Skipped string `json:"skipped,omitempty"`

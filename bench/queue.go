@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -128,7 +129,9 @@ func queueParamsFor(o Options) queueParams {
 //	queue-add             the add call alone
 //
 // Quick runs 1 000 jobs and 50 latency samples; Options.Jobs sets the
-// throughput jobs. Each run starts fresh servers and workers and stops them,
+// throughput jobs. With Options.Runs, each figure is the median over the
+// runs, and each ratio to BullMQ the median of the ratios within each run
+// (Result.VsPeer). Each run starts fresh servers and workers and stops them,
 // with every process it started, before the next. BullMQ comes from
 // PeerDir (npm install --prefix PEERDIR bullmq@5) or Node's search path,
 // redis-server from Options.Redis or $PATH; without them, or without node,
@@ -150,7 +153,31 @@ func Queue(ctx context.Context, o Options) ([]Result, error) {
 		}
 		runs[i] = rs
 	}
-	return Median(runs), nil
+	return medianRatios(runs, Median(runs)), nil
+}
+
+// medianRatios sets VsPeer in merged, the median of runs, to the median of
+// each figure's ratio to its peer's within each run.
+func medianRatios(runs [][]Result, merged []Result) []Result {
+	if len(runs) < 2 {
+		return merged
+	}
+	for i, m := range merged {
+		var ratios []float64
+		for _, run := range runs {
+			for _, r := range run {
+				if r.Bench == m.Bench && r.Impl == m.Impl {
+					if v, _, ok := Ratio(run, r); ok {
+						ratios = append(ratios, v)
+					}
+				}
+			}
+		}
+		if len(ratios) > 0 {
+			merged[i].VsPeer = median(ratios, func(v float64) float64 { return v })
+		}
+	}
+	return merged
 }
 
 // queueEnv is what every Queue run shares: the peers' programs.
@@ -397,6 +424,7 @@ func (r *queueRun) throughput(ctx context.Context, bench string) error {
 		}
 		k.work.Concurrency = queueConcurrency
 		name := strings.ReplaceAll(bench, "queue-", "") + "-" + k.impl
+		cpu0 := kinCPU(k.work.Pool)
 		if _, err := queue.BenchThroughput(ctx, c, queue.BenchConfig{Queue: name, Jobs: r.p.warm, Work: k.work}); err != nil {
 			return fmt.Errorf("%s %s warm-up: %w", bench, k.impl, err)
 		}
@@ -404,6 +432,7 @@ func (r *queueRun) throughput(ctx context.Context, bench string) error {
 		if err != nil {
 			return fmt.Errorf("%s %s: %w", bench, k.impl, err)
 		}
+		res.CPUus = perJob(kinCPU(k.work.Pool)-cpu0, r.p.warm+r.p.jobs)
 		res.MsgsPerS, res.Ms = br.PerSecond, ms(br.Elapsed)
 		r.add(res)
 	}
@@ -418,7 +447,10 @@ func (r *queueRun) throughput(ctx context.Context, bench string) error {
 		return nil
 	}
 	var answer struct{ NS float64 }
-	err := r.bull.call(ctx, map[string]any{"op": "throughput", "port": r.redisSrv[sync].port, "mode": res.Codec,
+	redis := r.redisSrv[sync]
+	bullCPU := func() time.Duration { return cpuTree(r.bull.cmd.Process.Pid) + cpuTree(redis.cmd.Process.Pid) }
+	cpu0 := bullCPU()
+	err := r.bull.call(ctx, map[string]any{"op": "throughput", "port": redis.port, "mode": res.Codec,
 		"jobs": r.p.jobs, "warm": r.p.warm, "concurrency": queueConcurrency}, &answer)
 	if err != nil {
 		r.bullFailure(err)
@@ -427,9 +459,49 @@ func (r *queueRun) throughput(ctx context.Context, bench string) error {
 		return nil
 	}
 	d := time.Duration(answer.NS)
+	res.CPUus = perJob(bullCPU()-cpu0, r.p.warm+r.p.jobs)
 	res.MsgsPerS, res.Ms = float64(r.p.jobs)/d.Seconds(), ms(d)
 	r.add(res)
 	return nil
+}
+
+// kinCPU returns the CPU time used so far by this process (kin's client,
+// embedded server and in-process handlers) and by p's worker processes.
+func kinCPU(p *pool.Pool) time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	d := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	if p != nil {
+		for _, w := range p.Stats().PerWorker {
+			d += cpuTree(w.PID)
+		}
+	}
+	return d
+}
+
+// cpuTree returns the CPU time (user and system) that pid and its live
+// descendants have used, with that of the children they have reaped, from
+// /proc/PID/stat.
+func cpuTree(pid int) time.Duration {
+	var ticks int64
+	for _, p := range append(descendants(pid), pid) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		for i := 11; i <= 14 && i < len(f); i++ { // utime stime cutime cstime
+			v, _ := strconv.ParseInt(f[i], 10, 64)
+			ticks += v
+		}
+	}
+	return time.Duration(ticks) * time.Second / clockTicks
+}
+
+// perJob returns d per job in microseconds.
+func perJob(d time.Duration, jobs int) float64 {
+	return float64(d.Microseconds()) / float64(max(jobs, 1))
 }
 
 func noopHandler(context.Context, *queue.Job) (json.RawMessage, error) { return nil, nil }
@@ -931,9 +1003,20 @@ func queueFigure(r Result) (string, bool) {
 		return "", false
 	}
 	if r.Value() == r.MsgsPerS && r.MsgsPerS != 0 {
+		if r.CPUus > 0 {
+			return fmt.Sprintf("%s jobs/s, %.0f µs CPU/job", count(r.MsgsPerS), r.CPUus), true
+		}
 		return count(r.MsgsPerS) + " jobs/s", true
 	}
 	return fmt.Sprintf("%s ms (p99 %s)", msFigure(r.Ms), msFigure(r.P99Ms)), true
+}
+
+// cpuCell formats a throughput row's CPU time per job, "-" when unknown.
+func cpuCell(r Result) string {
+	if r.Skipped != "" || r.CPUus <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f", r.CPUus)
 }
 
 // msFigure formats milliseconds with three significant digits.
@@ -972,6 +1055,8 @@ func QueueTable(rs []Result) string {
 			return ""
 		case r.Skipped != "":
 			return "skipped"
+		case r.MsgsPerS > 0:
+			return count(r.MsgsPerS) + " jobs/s"
 		}
 		return figure(r)
 	}
@@ -979,7 +1064,7 @@ func QueueTable(rs []Result) string {
 	b.WriteString("kin: embedded server, fsync every 100 ms (always: before every ack); " +
 		"BullMQ: redis-server --save '' --appendonly no (always: --appendonly yes --appendfsync always)\n")
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "measure\tn\tkin\tBullMQ\tkin/BullMQ\t")
+	fmt.Fprintln(tw, "measure\tn\tkin\tBullMQ\tkin/BullMQ\tCPU µs/job: kin / BullMQ\t")
 	var skips []string
 	prev := -1
 	for _, row := range queueRows {
@@ -989,7 +1074,7 @@ func QueueTable(rs []Result) string {
 			continue
 		}
 		if prev >= 0 && row.group != prev {
-			fmt.Fprintln(tw, "\t\t\t\t\t")
+			fmt.Fprintln(tw, "\t\t\t\t\t\t")
 		}
 		prev = row.group
 		ratio := ""
@@ -1002,7 +1087,11 @@ func QueueTable(rs []Result) string {
 		if n == 0 {
 			n = p.N
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t\n", row.what, n, cell(k, kok), cell(p, pok), ratio)
+		cpu := ""
+		if k.CPUus > 0 || p.CPUus > 0 {
+			cpu = cpuCell(k) + " / " + cpuCell(p)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t\n", row.what, n, cell(k, kok), cell(p, pok), ratio, cpu)
 		for _, r := range []Result{k, p} {
 			if r.Skipped != "" && !slices.Contains(skips, r.Impl+": "+r.Skipped) {
 				skips = append(skips, r.Impl+": "+r.Skipped)
@@ -1016,6 +1105,12 @@ func QueueTable(rs []Result) string {
 	}
 	b.Reset()
 	b.WriteString(strings.Join(lines, "\n"))
+	for _, r := range rs {
+		if r.VsPeer > 0 {
+			b.WriteString("figures: medians over the runs; kin/BullMQ: the median of the ratios within each run\n")
+			break
+		}
+	}
 	if checks := queueChecks(rs); len(checks) > 0 {
 		b.WriteString("targets:\n")
 		for _, c := range checks {

@@ -96,3 +96,26 @@ func TestQueueTable(t *testing.T) {
 		}
 	}
 }
+
+func TestQueueMedianRatios(t *testing.T) {
+	t.Parallel()
+	run := func(kin, bull float64) []Result {
+		return []Result{
+			{Bench: BenchQueueInline, Impl: ImplKin, N: 10, MsgsPerS: kin},
+			{Bench: BenchQueueInline, Impl: ImplBullMQ, N: 10, MsgsPerS: bull},
+		}
+	}
+	// Ratios 2, 4 and 3 within the runs (median 3); the ratio of the
+	// medians would be 9000/2000 = 4.5.
+	runs := [][]Result{run(4000, 2000), run(20000, 5000), run(9000, 3000)}
+	rs := medianRatios(runs, Median(runs))
+	if rs[0].MsgsPerS != 9000 || rs[1].MsgsPerS != 3000 {
+		t.Errorf("medians %v", rs)
+	}
+	if v, base, ok := Ratio(rs, rs[0]); !ok || base != ImplBullMQ || v != 3 {
+		t.Errorf("Ratio = %v %q %v, want 3 bullmq", v, base, ok)
+	}
+	if rs[1].VsPeer != 0 {
+		t.Errorf("the peer has a ratio: %+v", rs[1])
+	}
+}

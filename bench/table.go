@@ -29,7 +29,7 @@ var baselines = map[string]string{
 func Baseline(impl string) string { return baselines[impl] }
 
 // Ratio returns r's figure (Result.Value) divided by its baseline's, from the
-// result in rs with the same benchmark and size. ok is false when r has no
+// result in rs with the same benchmark and size (or r.VsPeer, when set). ok is false when r has no
 // baseline or either was skipped or is missing. For round trips and spawns
 // the ratio compares times (lower is better); for one-way, throughput
 // (higher is better).
@@ -40,6 +40,9 @@ func Ratio(rs []Result, r Result) (ratio float64, base string, ok bool) {
 	}
 	if base == "" || r.Skipped != "" || r.Value() == 0 {
 		return 0, base, false
+	}
+	if r.VsPeer > 0 {
+		return r.VsPeer, base, true
 	}
 	for _, b := range rs {
 		if b.Impl == base && b.Bench == r.Bench && b.Size == r.Size && b.Skipped == "" && b.Value() != 0 {

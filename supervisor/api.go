@@ -19,6 +19,16 @@ type (
 		Wait bool `json:"wait,omitempty"`
 		// UpdateEnv: existing apps take the new CallerEnv.
 		UpdateEnv bool `json:"update_env,omitempty"`
+		// NATS, when set, are the NATS settings of the config file the apps
+		// come from; they are applied (HandlerOptions.NATS) before any app
+		// starts, and an error starts nothing.
+		NATS *NATSSettings `json:"nats,omitempty"`
+	}
+	// NATSRequest is the body of POST /v1/nats.
+	NATSRequest struct {
+		// Settings, when set, replace the daemon's NATS settings (see
+		// HandlerOptions.NATS); nil keeps them.
+		Settings *NATSSettings `json:"settings,omitempty"`
 	}
 	// TargetRequest is the body of stop, restart, reload, delete, flush.
 	TargetRequest struct {
@@ -58,6 +68,11 @@ type HandlerOptions struct {
 	// Kill is called (after the answer is sent) by POST /v1/kill; nil makes
 	// kill answer 501.
 	Kill func()
+	// NATS applies settings when they are not nil, makes sure the queue's
+	// NATS server runs (starting the embedded one on first use), and says
+	// how to reach it: POST /v1/nats, and the nats settings of a start.
+	// Nil makes both answer 501.
+	NATS func(ctx context.Context, settings *NATSSettings) (NATSInfo, error)
 }
 
 // Handler returns the control API: HTTP+JSON, served by the daemon on
@@ -75,6 +90,7 @@ type HandlerOptions struct {
 //	POST /v1/resurrect                []InstanceInfo
 //	POST /v1/flush    TargetRequest   {"files": [...]}
 //	POST /v1/kill                     {} — stops every app, then the daemon
+//	POST /v1/nats     NATSRequest     NATSInfo — starts the queue's NATS server if needed
 func (s *Server) Handler(opts HandlerOptions) http.Handler {
 	started := time.Now()
 	mux := http.NewServeMux()
@@ -93,8 +109,40 @@ func (s *Server) Handler(opts HandlerOptions) http.Handler {
 		if !readJSON(w, r, &req) {
 			return
 		}
+		if req.NATS != nil {
+			if opts.NATS == nil {
+				writeJSON(w, http.StatusNotImplemented, ErrorResponse{Error: "this daemon has no queue: the nats settings cannot apply"})
+				return
+			}
+			if err := req.NATS.Validate(); err != nil {
+				writeJSON(w, http.StatusBadRequest, ErrorResponse{Error: err.Error()})
+				return
+			}
+			if _, err := opts.NATS(r.Context(), req.NATS); err != nil {
+				reply(w, nil, err)
+				return
+			}
+		}
 		out, err := s.StartApps(r.Context(), req.Apps, StartOptions{Wait: req.Wait, UpdateEnv: req.UpdateEnv})
 		reply(w, nonNil(out), err)
+	})
+	mux.HandleFunc("POST /v1/nats", func(w http.ResponseWriter, r *http.Request) {
+		var req NATSRequest
+		if !readJSON(w, r, &req) {
+			return
+		}
+		if opts.NATS == nil {
+			writeJSON(w, http.StatusNotImplemented, ErrorResponse{Error: "this daemon has no queue"})
+			return
+		}
+		if req.Settings != nil {
+			if err := req.Settings.Validate(); err != nil {
+				writeJSON(w, http.StatusBadRequest, ErrorResponse{Error: err.Error()})
+				return
+			}
+		}
+		info, err := opts.NATS(r.Context(), req.Settings)
+		reply(w, info, err)
 	})
 	for name, op := range map[string]func(context.Context, string) error{
 		"stop": s.Stop, "restart": s.Restart, "reload": s.Reload, "delete": s.Delete,

@@ -79,6 +79,12 @@ func (a *app) spawn(sl *slot) (*process, error) {
 	s.mu.Lock()
 	spec, sock := a.spec, a.sock
 	s.mu.Unlock()
+	if spec.Queue != nil {
+		var err error
+		if spec, err = s.queueApp(spec); err != nil {
+			return nil, err
+		}
+	}
 	ss := spawnSpec{
 		spec:    spec,
 		id:      sl.id,

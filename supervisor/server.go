@@ -56,6 +56,11 @@ type Config struct {
 	// subscriptions end before Shutdown returns. nil means no bus: bus
 	// messages are answered with an error.
 	Bus func(ctx context.Context) (*bus.Bus, error)
+	// QueueWorker is the command line, without the queue's name, that runs
+	// a queue consumer for apps with a Queue (the daemon passes its own
+	// executable with "queue", "work"); such apps also get KIN_HOME. Nil
+	// makes those apps fail to start with an error that says so.
+	QueueWorker []string
 }
 
 // Server runs apps. Create it with New, then Start; Shutdown stops every app

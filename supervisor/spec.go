@@ -166,6 +166,12 @@ type AppSpec struct {
 	// DependsOn names apps that must be ready before this one starts.
 	DependsOn []string `json:"depends_on,omitempty"`
 
+	// Queue, when set, makes the app a consumer of a job queue: each
+	// instance runs `kin queue work` (Config.QueueWorker) with Command as
+	// the worker program, Queue.Concurrency processes of it. Nil means an
+	// ordinary app.
+	Queue *QueueSpec `json:"queue,omitempty"`
+
 	// Source is where the spec came from ("kin.yaml", "cli"), for describe.
 	Source string `json:"source,omitempty"`
 }
@@ -214,6 +220,11 @@ func (s *AppSpec) Validate() error {
 	if s.StopSignal != "" {
 		if _, err := ParseSignal(s.StopSignal); err != nil {
 			return fmt.Errorf("supervisor: app %s: stop_signal: %w", s.Name, err)
+		}
+	}
+	if s.Queue != nil {
+		if err := s.Queue.check(); err != nil {
+			return fmt.Errorf("supervisor: app %s: %w", s.Name, err)
 		}
 	}
 	for _, d := range []Duration{s.RestartDelay, s.Backoff, s.MinUptime, s.RestartWindow, s.KillTimeout, s.Ready.Delay, s.Ready.Timeout} {

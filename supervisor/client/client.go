@@ -288,3 +288,12 @@ func (c *Client) EnsureDaemon(ctx context.Context, exe string) (started bool, er
 		}
 	}
 }
+
+// NATS makes sure the daemon's NATS server runs (the embedded one starts on
+// first use) and returns how to reach it; settings, when not nil, replace
+// the daemon's NATS settings first.
+func (c *Client) NATS(ctx context.Context, settings *supervisor.NATSSettings) (supervisor.NATSInfo, error) {
+	var out supervisor.NATSInfo
+	err := c.do(ctx, http.MethodPost, "/v1/nats", supervisor.NATSRequest{Settings: settings}, &out)
+	return out, err
+}

@@ -35,7 +35,6 @@
 package config
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -78,9 +77,9 @@ type File struct {
 	// Source is Path, its Cwd is absolute, and its Command resolved (see
 	// Resolve).
 	Apps []supervisor.AppSpec
-	// NATS is the top-level nats mapping as JSON, for the queue; nil when
-	// absent.
-	NATS json.RawMessage
+	// NATS are the settings of the top-level nats mapping (where the queue
+	// and bus live, see supervisor.NATSSettings); nil when absent.
+	NATS *supervisor.NATSSettings
 	// Warnings describe settings that were accepted but change nothing in
 	// kin (PM2's merge_logs, pid_file, …) or mean something slightly
 	// different; each begins with its location, as errors do.

@@ -107,7 +107,7 @@ func TestLoadKinYAML(t *testing.T) {
 		Source:      src,
 	}})
 	if len(f.Warnings) != 0 || f.NATS != nil {
-		t.Errorf("Warnings = %q, NATS = %s; want none", f.Warnings, f.NATS)
+		t.Errorf("Warnings = %q, NATS = %+v; want none", f.Warnings, f.NATS)
 	}
 }
 
@@ -138,9 +138,8 @@ func TestLoadKinJSON(t *testing.T) {
 		Env:     map[string]string{"QUEUE": "default", "DEBUG": "false"},
 		Source:  src,
 	}})
-	var nats map[string]string
-	if err := json.Unmarshal(f.NATS, &nats); err != nil || nats["url"] != "nats://127.0.0.1:4222" || nats["durability"] != "always" {
-		t.Errorf("NATS = %s (%v)", f.NATS, err)
+	if f.NATS == nil || !reflect.DeepEqual(*f.NATS, supervisor.NATSSettings{URLs: []string{"nats://127.0.0.1:4222"}, Sync: "always"}) {
+		t.Errorf("NATS = %+v", f.NATS)
 	}
 }
 
@@ -666,12 +665,12 @@ func TestLoadMissingFile(t *testing.T) {
 
 func TestNATSOnly(t *testing.T) {
 	t.Parallel()
-	f, err := LoadBytes("kin.yaml", []byte("nats:\n  url: nats://a:4222\n  store: {max_bytes: 1G}\n"), Options{})
+	f, err := LoadBytes("kin.yaml", []byte("nats:\n  url: nats://a:4222\n  max_store: 1G\n"), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(f.Apps) != 0 || string(f.NATS) != `{"store":{"max_bytes":"1G"},"url":"nats://a:4222"}` {
-		t.Errorf("Apps %v, NATS %s", f.Apps, f.NATS)
+	if len(f.Apps) != 0 || f.NATS == nil || !reflect.DeepEqual(*f.NATS, supervisor.NATSSettings{URLs: []string{"nats://a:4222"}, MaxStore: 1 << 30}) {
+		t.Errorf("Apps %v, NATS %+v", f.Apps, f.NATS)
 	}
 	if _, err := LoadBytes("kin.yaml", []byte("nats: nats://a:4222\n"), Options{}); err == nil || err.Error() != `kin.yaml:1:1: nats: want a mapping, got "nats://a:4222"` {
 		t.Errorf("err = %v", err)

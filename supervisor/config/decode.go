@@ -2,7 +2,6 @@ package config
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -75,12 +74,7 @@ func (d *decoder) decodeFile(root *value) *File {
 					continue
 				}
 				if v.kind == kindMap {
-					b, err := json.Marshal(v.toAny())
-					if err != nil {
-						d.errorf(k, "nats", "%v", err)
-						continue
-					}
-					f.NATS = b
+					f.NATS = d.decodeNATS(k, v)
 				}
 			case "deploy":
 				d.warnf(k, "deploy", "ignored: kin does not deploy")

@@ -120,6 +120,7 @@ func init() {
 		"err_log":    {"error_file", pathSetter(func(a *app) *string { return &a.spec.ErrorFile })},
 
 		"depends_on":         {"depends_on", (*decoder).setDependsOn},
+		"queue":              {"queue", (*decoder).setQueue},
 		"append_env_to_name": {"append_env_to_name", func(d *decoder, a *app, k, v *value) { d.boolean(a, k, v, &a.appendEnv) }},
 
 		"uid":  {"uid", rejectUser},
@@ -271,29 +272,33 @@ func (d *decoder) duration(k, v *value, key string) (supervisor.Duration, bool) 
 
 func sizeSetter(field func(*app) *int64) func(*decoder, *app, *value, *value) {
 	return func(d *decoder, a *app, k, v *value) {
-		const want = `want a size such as "512M" or a number of bytes`
-		var n int64
-		switch v.kind {
-		case kindNumber:
-			i, ok := integer(v)
-			if !ok || i < 0 {
-				d.errorf(k, a.key(k), "%s, got %s", want, v.describe())
-				return
-			}
-			n = i
-		case kindString:
-			s, err := supervisor.ParseSize(v.text)
-			if err != nil || s < 0 {
-				d.errorf(k, a.key(k), "%s, got %s", want, v.describe())
-				return
-			}
-			n = s
-		default:
-			d.errorf(k, a.key(k), "%s, got %s", want, v.describe())
-			return
+		if n, ok := d.size(k, v, a.key(k)); ok {
+			*field(a) = n
 		}
-		*field(a) = n
 	}
+}
+
+// size reads a number of bytes or a size string ("512M") at key.
+func (d *decoder) size(k, v *value, key string) (int64, bool) {
+	const want = `want a size such as "512M" or a number of bytes`
+	switch v.kind {
+	case kindNumber:
+		i, ok := integer(v)
+		if !ok || i < 0 {
+			d.errorf(k, key, "%s, got %s", want, v.describe())
+			return 0, false
+		}
+		return i, true
+	case kindString:
+		s, err := supervisor.ParseSize(v.text)
+		if err != nil || s < 0 {
+			d.errorf(k, key, "%s, got %s", want, v.describe())
+			return 0, false
+		}
+		return s, true
+	}
+	d.errorf(k, key, "%s, got %s", want, v.describe())
+	return 0, false
 }
 
 func pathSetter(field func(*app) *string) func(*decoder, *app, *value, *value) {

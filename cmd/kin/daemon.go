@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -14,6 +15,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/kinproc/kin/bus"
+	"github.com/kinproc/kin/internal/natsd"
 	"github.com/kinproc/kin/supervisor"
 )
 
@@ -33,7 +36,11 @@ command's environment):
   KIN_HOME          the home directory (default ~/.kin)
   KIN_LOG_MAX_SIZE  rotate an app's log file once it grows past this size
                     (512K, 10M, 1G; default 10M)
-  KIN_LOG_KEEP      how many rotated files each log keeps (default 5; 0 keeps none)`
+  KIN_LOG_KEEP      how many rotated files each log keeps (default 5; 0 keeps none)
+  KIN_NATS_URL      the NATS servers of the queue and bus (comma-separated);
+                    unset means the embedded server, started on first use
+                    with its store in $KIN_HOME/nats
+  KIN_NATS_LOG      set to anything: the embedded NATS server logs to stderr`
 
 func runDaemon(ctx context.Context, e *env, args []string) error {
 	fs := newFlags(e, "daemon", "[--resurrect]", daemonAbout)
@@ -59,7 +66,24 @@ func runDaemon(ctx context.Context, e *env, args []string) error {
 	}
 	defer ctl.Close()
 	logger := slog.New(slog.NewTextHandler(e.stderr, nil))
-	srv, err := supervisor.New(supervisor.Config{Home: home, Logger: logger, LogMaxSize: logMaxSize, LogKeep: logKeep})
+	var natsLog io.Writer
+	if os.Getenv("KIN_NATS_LOG") != "" {
+		natsLog = e.stderr
+	}
+	nm, err := natsd.New(natsd.Config{Home: home, EnvURLs: natsd.ParseURLs(os.Getenv("KIN_NATS_URL")), Log: logger, ServerLog: natsLog})
+	if err != nil {
+		return err
+	}
+	defer nm.Close()
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	srv, err := supervisor.New(supervisor.Config{
+		Home: home, Logger: logger, LogMaxSize: logMaxSize, LogKeep: logKeep,
+		QueueWorker: []string{exe, "queue", "work"},
+		Bus:         daemonBus(nm),
+	})
 	if err != nil {
 		return err
 	}
@@ -71,6 +95,7 @@ func runDaemon(ctx context.Context, e *env, args []string) error {
 		Handler: srv.Handler(supervisor.HandlerOptions{
 			Version: v,
 			Kill:    func() { killOnce.Do(func() { close(killed) }) },
+			NATS:    nm.Apply,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
@@ -98,6 +123,26 @@ func runDaemon(ctx context.Context, e *env, args []string) error {
 	httpSrv.Shutdown(hctx)
 	logger.Info("kin daemon stopped")
 	return err
+}
+
+// daemonBus gives apps the bus on the daemon's NATS connection, starting
+// the embedded server when an app first uses it.
+func daemonBus(nm *natsd.Manager) func(context.Context) (*bus.Bus, error) {
+	var mu sync.Mutex
+	var b *bus.Bus
+	return func(ctx context.Context) (*bus.Bus, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if b != nil {
+			return b, nil
+		}
+		c, err := nm.Client(ctx)
+		if err != nil {
+			return nil, err
+		}
+		b = bus.New(c.Conn())
+		return b, nil
+	}
 }
 
 // logLimits reads $KIN_LOG_MAX_SIZE and $KIN_LOG_KEEP as supervisor.Config's

@@ -141,6 +141,20 @@ func runDescribe(ctx context.Context, e *env, args []string) error {
 		if len(s.Watch) > 0 {
 			t.add("watch", fmt.Sprint(s.Watch))
 		}
+		if q := s.Queue; q != nil {
+			conc := "one per CPU"
+			if q.Concurrency > 0 {
+				conc = strconv.Itoa(q.Concurrency)
+			}
+			v := fmt.Sprintf("%s (concurrency %s", q.Name, conc)
+			if q.Timeout > 0 {
+				v += ", timeout " + q.Timeout.D().String()
+			}
+			if q.MaxMemory > 0 {
+				v += ", max memory " + formatMemory(uint64(q.MaxMemory))
+			}
+			t.add("queue", v+")")
+		}
 		if s.Source != "" {
 			t.add("source", s.Source)
 		}

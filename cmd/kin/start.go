@@ -78,6 +78,7 @@ func runStart(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	baseEnv := callerEnv()
+	var natsSettings *supervisor.NATSSettings // the config file's nats mapping
 	switch {
 	case specs != nil:
 		// Start the apps as they are.
@@ -115,9 +116,10 @@ func runStart(ctx context.Context, e *env, args []string) error {
 			spec.CallerEnv = baseEnv
 			specs = append(specs, spec)
 		}
-		if len(specs) == 0 {
+		if len(specs) == 0 && len(file.Apps) > 0 {
 			return usageErrorf("start: no app of %s matches --only %s", target, strings.Join(*only, ","))
 		}
+		natsSettings = file.NATS
 	default:
 		spec, err := scriptSpec(target, appArgs, startFlags{
 			name: *name, instances: *instances, port: *port, host: *host, envs: *envs, cwd: *cwd,
@@ -136,13 +138,17 @@ func runStart(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer c.Close()
-	list, err := c.StartRequest(ctx, supervisor.StartRequest{Apps: specs, Wait: !*noWait, UpdateEnv: *updateEnv})
+	list, err := c.StartRequest(ctx, supervisor.StartRequest{Apps: specs, Wait: !*noWait, UpdateEnv: *updateEnv, NATS: natsSettings})
 	if err != nil {
 		// Print what did start, then the error.
 		if len(list) > 0 {
 			printInstances(e.stdout, list, *asJSON)
 		}
 		return apiError(err)
+	}
+	if len(specs) == 0 && natsSettings != nil && !*asJSON {
+		fmt.Fprintln(e.stdout, "nats settings applied; no apps in", target)
+		return nil
 	}
 	if err := printInstances(e.stdout, list, *asJSON); err != nil {
 		return err

@@ -13,6 +13,9 @@ type table struct {
 	headers []string
 	right   map[string]bool
 	rows    [][]string
+	// noHeader leaves the header line out (the headers still name the
+	// columns for right).
+	noHeader bool
 }
 
 func (t *table) add(cells ...string) { t.rows = append(t.rows, cells) }
@@ -49,7 +52,9 @@ func (t *table) write(w io.Writer) error {
 		}
 		b.WriteByte('\n')
 	}
-	line(t.headers)
+	if !t.noHeader {
+		line(t.headers)
+	}
 	for _, r := range t.rows {
 		line(r)
 	}

@@ -47,9 +47,9 @@ type ConnectConfig struct {
 	Queue QueueConfig
 }
 
-// QueueConfig configures a queue's streams. Every field's zero value is a
-// sensible default. It applies when the queue is created (Declare updates an
-// existing queue).
+// QueueConfig configures a queue's streams and bucket of records. Every
+// field's zero value is a sensible default. It applies when the queue is
+// created (Declare updates an existing queue).
 type QueueConfig struct {
 	// Replicas is how many servers of a cluster keep each of the queue's
 	// streams; zero means 1. Use 3 on a 3-node cluster.

@@ -850,6 +850,14 @@ func startBullMQ(ctx context.Context, node, script, peers string) (*bullmqDriver
 		if peers == "" {
 			peers = PeerDir()
 		}
+		// Node's first error line says what is wrong ("Cannot find module
+		// 'bullmq'"); the stack after it does not.
+		for _, line := range strings.Split(cmd.RecentStderr(), "\n") {
+			if strings.Contains(line, "Error") {
+				err = errors.New(strings.TrimSpace(line))
+				break
+			}
+		}
 		return nil, fmt.Errorf("bullmq not usable (npm install --prefix %s bullmq@5; .ci/run does): %w", peers, err)
 	}
 	return d, nil

@@ -432,15 +432,18 @@ func (c *Client) retry(ctx context.Context, h *queueHandle, id string, m *jetstr
 	o.encodeHeaders(jm.Header)
 	// Two Retry calls for the same dead message add one job.
 	jm.Header[hdrMsgID] = []string{fmt.Sprintf("%s:retry:%d", id, m.Sequence)}
-	if _, err := c.js.PublishMsg(ctx, jm); err != nil {
-		return fmt.Errorf("queue: retry %s: %w", id, err)
-	}
+	// The waiting record goes first: a worker may take the job the moment
+	// it is published, and its records must come after this one (a
+	// waiting record after them would reset the attempt it counts from).
 	rec := &Job{ID: id, Queue: h.name, State: Waiting, Priority: prio, Attempts: o.attempts, Added: o.added}
 	if last, err := c.lastRecord(ctx, h, id); err == nil && last != nil {
 		rec.Error = last.Error
 	}
 	rm := recordMsg(h.name, EventWaiting, rec)
 	if _, err := c.js.PublishMsg(ctx, rm); err != nil {
+		return fmt.Errorf("queue: retry %s: %w", id, err)
+	}
+	if _, err := c.js.PublishMsg(ctx, jm); err != nil {
 		return fmt.Errorf("queue: retry %s: %w", id, err)
 	}
 	c.announce(h.name, rm)

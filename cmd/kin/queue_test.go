@@ -244,7 +244,7 @@ func TestQueueCLI(t *testing.T) {
 	if err := w.stop(t); err != nil {
 		t.Errorf("kin queue work after SIGINT: %v\n%s", err, w.stderr)
 	}
-	if !strings.Contains(w.stderr.String(), "jobs: 5 completed") {
+	if !strings.Contains(w.stderr.String(), "jobs: 5 completed, 2 failed attempts, 2 dead") {
 		t.Errorf("worker's summary:\n%s", w.stderr)
 	}
 	p.ok("queue", "add", "jobs", `{"n":1}`, "--delay", "1h")

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/kinproc/kin/internal/atomicfile"
 )
 
 // ServerConfig configures an embedded NATS server. Dir is required; every
@@ -145,35 +147,10 @@ func loadOrCreateCredentials(dir string) (Credentials, error) {
 	}
 	c = Credentials{User: "kin", Password: hex.EncodeToString(buf[:])}
 	b, _ := json.Marshal(c)
-	if err := writeFileAtomic(filepath.Join(dir, CredentialsFile), append(b, '\n'), 0o600); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, CredentialsFile), append(b, '\n'), 0o600); err != nil {
 		return Credentials{}, fmt.Errorf("queue: store credentials: %w", err)
 	}
 	return c, nil
-}
-
-// writeFileAtomic writes path through a temporary file renamed into place.
-func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // StartServer starts an embedded NATS server with JetStream and returns once

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -88,7 +87,7 @@ type busWorld struct {
 	dir    string
 	node   string
 	opens  atomic.Int32 // calls of Config.Bus
-	logs   syncBuffer
+	logs   kintest.SyncBuffer
 }
 
 type busOptions struct {
@@ -602,22 +601,4 @@ func TestBusDocExample(t *testing.T) {
 	if got := next(t, seen, "the example's publish"); string(got.Data) != `{"order":7}` {
 		t.Fatalf("audit.seen: %s", got.Data)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

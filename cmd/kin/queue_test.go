@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -409,7 +408,7 @@ func TestBus(t *testing.T) {
 	sub := exec.Command(filepath.Join(binDir, "kin"), "bus", "sub", "greeted", "-n", "2", "--json", "--timeout", "60s")
 	sub.Dir, sub.Env = p.dir, p.env
 	var out bytes.Buffer
-	errOut := &syncBuffer{}
+	errOut := &kintest.SyncBuffer{}
 	sub.Stdout, sub.Stderr = &out, errOut
 	if err := sub.Start(); err != nil {
 		t.Fatal(err)
@@ -448,22 +447,4 @@ func TestBus(t *testing.T) {
 	if _, errOut, code := p.run(nil, "bus", "sub", "nothing.here", "--timeout", "200ms"); code != 1 || !strings.Contains(errOut, "no message on nothing.here for 200ms") {
 		t.Errorf("sub --timeout: exit %d, %s", code, errOut)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a writer and a reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

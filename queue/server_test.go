@@ -1,14 +1,13 @@
 package queue_test
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/kinproc/kin/internal/kintest"
 	"github.com/kinproc/kin/queue"
 )
 
@@ -82,27 +81,10 @@ func TestServerErrorsAndLog(t *testing.T) {
 	if _, err := queue.StartServer(queue.ServerConfig{Dir: filepath.Join(file, "sub")}); err == nil {
 		t.Error("a Dir under a file accepted")
 	}
-	var log syncBuffer
+	var log kintest.SyncBuffer
 	s := startServer(t, queue.ServerConfig{Log: &log})
 	s.Shutdown()
 	if !strings.Contains(log.String(), "Server is ready") {
 		t.Errorf("log: %q", log.String())
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

@@ -373,25 +373,31 @@ func TestStats(t *testing.T) {
 	t.Parallel()
 	c := helper("grandparent")
 	gc, _ := strconv.Atoi(startReady(t, c))
-	var st proc.Stats
-	kintest.WaitFor(t, 5*time.Second, "both processes in the tree", func() bool {
+	// The grandchild counts once it has exec'd sh: until then it shares
+	// its parent's memory, and mid-exec its RSS reads 0.
+	var snap *proc.Snapshot
+	kintest.WaitFor(t, 5*time.Second, "the grandchild running sh", func() bool {
 		var err error
-		st, err = c.Stats()
-		return err == nil && st.Procs >= 2
+		snap, err = proc.TakeSnapshot()
+		if err != nil {
+			return false
+		}
+		p, ok := snap.Process(gc)
+		return ok && p.Comm == "sh" && p.RSS > 0
 	})
-	alone, err := proc.ReadStats(c.Process.Pid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.RSS <= alone.RSS || st.Threads <= alone.Threads || alone.RSS == 0 {
-		t.Fatalf("tree %+v, alone %+v", st, alone)
-	}
-	snap, err := proc.TakeSnapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
 	if d := snap.Descendants(c.Process.Pid); len(d) < 1 || d[0] != gc {
 		t.Fatalf("descendants %v, want [%d …]", d, gc)
+	}
+	tree, _ := snap.TreeStats(c.Process.Pid)
+	alone, _ := snap.Stats(c.Process.Pid)
+	if tree.Procs < 2 || tree.RSS <= alone.RSS || tree.Threads <= alone.Threads || alone.RSS == 0 {
+		t.Fatalf("tree %+v, alone %+v", tree, alone)
+	}
+	if st, err := c.Stats(); err != nil || st.Procs < 2 || st.RSS == 0 {
+		t.Fatalf("Cmd.Stats: %+v %v", st, err)
+	}
+	if st, err := proc.ReadStats(c.Process.Pid); err != nil || st.Procs != 1 || st.RSS == 0 || st.Threads < 2 {
+		t.Fatalf("ReadStats: %+v %v", st, err)
 	}
 	if g := snap.GroupMembers(c.Process.Pid); len(g) < 2 {
 		t.Fatalf("group members %v", g)

@@ -1,10 +1,9 @@
 package proc
 
 import (
+	"strconv"
 	"syscall"
 	"time"
-
-	"github.com/prometheus/procfs"
 )
 
 // escapee is a descendant of a child that left the child's process group
@@ -37,15 +36,11 @@ func escapedDescendants(pid, pgid int) []escapee {
 }
 
 func startTicks(pid int) (uint64, bool) {
-	p, err := procfs.NewProc(pid)
-	if err != nil {
+	st, ok := readStat("/proc/"+strconv.Itoa(pid)+"/stat", make([]byte, statBufSize))
+	if !ok || st.state == 'Z' {
 		return 0, false
 	}
-	st, err := p.Stat()
-	if err != nil || st.State == "Z" {
-		return 0, false
-	}
-	return st.Starttime, true
+	return st.starttime, true
 }
 
 // alive reports whether e is still the process it was.

@@ -9,8 +9,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
-	"github.com/prometheus/procfs"
 )
 
 // Stats is what a process, or a process with all its descendants, uses.
@@ -59,32 +57,18 @@ var (
 
 const userHZ = 100 // USER_HZ, fixed at 100 on Linux for /proc
 
-func readBootTime() time.Time {
-	fs, err := procfs.NewDefaultFS()
-	if err != nil {
-		return time.Time{}
-	}
-	st, err := fs.Stat()
-	if err != nil {
-		return time.Time{}
-	}
-	return time.Unix(int64(st.BootTime), 0)
-}
-
 // TakeSnapshot reads every process in /proc.
 func TakeSnapshot() (*Snapshot, error) {
-	fs, err := procfs.NewDefaultFS()
-	if err != nil {
-		return nil, fmt.Errorf("proc: %w", err)
-	}
-	all, err := fs.AllProcs()
+	names, err := pidNames("/proc")
 	if err != nil {
 		return nil, fmt.Errorf("proc: list processes: %w", err)
 	}
-	s := &Snapshot{Taken: time.Now(), procs: make(map[int]*Process, len(all)), children: make(map[int][]int)}
-	for _, p := range all {
-		st, err := p.Stat()
-		if err != nil {
+	s := &Snapshot{Taken: time.Now(), procs: make(map[int]*Process, len(names)), children: make(map[int][]int)}
+	buf := make([]byte, statBufSize)
+	path := make([]byte, 0, 32)
+	for _, name := range names {
+		st, ok := readStat(string(statPath(path, name)), buf)
+		if !ok {
 			continue // it exited meanwhile
 		}
 		pr := fromStat(st)
@@ -97,15 +81,15 @@ func TakeSnapshot() (*Snapshot, error) {
 	return s, nil
 }
 
-func fromStat(st procfs.ProcStat) *Process {
+func fromStat(st statLine) *Process {
 	return &Process{
-		PID: st.PID, PPID: st.PPID, PGID: st.PGRP,
-		State:      st.State,
-		Comm:       st.Comm,
-		CPU:        ticks(uint64(st.UTime) + uint64(st.STime)),
-		RSS:        uint64(max(st.RSS, 0)) * pageSize,
-		NumThreads: st.NumThreads,
-		Start:      bootTime().Add(ticks(st.Starttime)),
+		PID: st.pid, PPID: st.ppid, PGID: st.pgrp,
+		State:      string(st.state),
+		Comm:       string(st.comm),
+		CPU:        ticks(st.utime + st.stime),
+		RSS:        uint64(max(st.rss, 0)) * pageSize,
+		NumThreads: st.numThreads,
+		Start:      bootTime().Add(ticks(st.starttime)),
 	}
 }
 
@@ -173,13 +157,9 @@ func (s *Snapshot) GroupMembers(pgid int) []int {
 
 // ReadStats returns what pid alone uses.
 func ReadStats(pid int) (Stats, error) {
-	p, err := procfs.NewProc(pid)
-	if err != nil {
+	st, ok := readStat("/proc/"+strconv.Itoa(pid)+"/stat", make([]byte, statBufSize))
+	if !ok {
 		return Stats{}, fmt.Errorf("proc: no process %d", pid)
-	}
-	st, err := p.Stat()
-	if err != nil {
-		return Stats{}, fmt.Errorf("proc: process %d: %w", pid, err)
 	}
 	pr := fromStat(st)
 	return Stats{PID: pid, Procs: 1, CPU: pr.CPU, RSS: pr.RSS, Threads: pr.NumThreads}, nil
@@ -227,17 +207,19 @@ type Thread struct {
 
 // Threads lists the threads of pid.
 func Threads(pid int) ([]Thread, error) {
-	ts, err := procfs.AllThreads(pid)
+	dir := "/proc/" + strconv.Itoa(pid) + "/task"
+	tids, err := pidNames(dir)
 	if err != nil {
 		return nil, fmt.Errorf("proc: threads of %d: %w", pid, err)
 	}
-	out := make([]Thread, 0, len(ts))
-	for _, t := range ts {
-		st, err := t.Stat()
-		if err != nil {
-			continue
+	out := make([]Thread, 0, len(tids))
+	buf := make([]byte, statBufSize)
+	for _, tid := range tids {
+		st, ok := readStat(dir+"/"+tid+"/stat", buf)
+		if !ok {
+			continue // it exited meanwhile
 		}
-		out = append(out, Thread{TID: st.PID, Name: st.Comm, State: st.State, CPU: ticks(uint64(st.UTime) + uint64(st.STime))})
+		out = append(out, Thread{TID: st.pid, Name: string(st.comm), State: string(st.state), CPU: ticks(st.utime + st.stime)})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].TID < out[j].TID })
 	return out, nil
@@ -250,10 +232,8 @@ func CommandLine(pid int) string {
 	if err == nil && len(b) > 0 {
 		return strings.TrimSpace(strings.ReplaceAll(strings.TrimRight(string(b), "\x00"), "\x00", " "))
 	}
-	if p, err := procfs.NewProc(pid); err == nil {
-		if c, err := p.Comm(); err == nil {
-			return "[" + c + "]"
-		}
+	if st, ok := readStat("/proc/"+strconv.Itoa(pid)+"/stat", make([]byte, statBufSize)); ok {
+		return "[" + string(st.comm) + "]"
 	}
 	return ""
 }

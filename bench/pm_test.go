@@ -63,6 +63,7 @@ func buildKin(tb testing.TB) string {
 	tb.Helper()
 	out := filepath.Join(tb.TempDir(), "kin")
 	build := exec.Command("go", "build", "-o", out, "github.com/kinproc/kin/cmd/kin")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0") // as the README builds it
 	if b, err := build.CombinedOutput(); err != nil {
 		tb.Fatalf("building kin: %v\n%s", err, b)
 	}

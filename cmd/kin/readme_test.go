@@ -51,7 +51,7 @@ func TestReadme(t *testing.T) {
 		t.Fatalf("README has %d sh blocks; the test expects the two commands and the examples", len(blocks))
 	}
 	first := strings.Split(strings.TrimSpace(blocks[0]), "\n")
-	if len(first) != 2 || !strings.HasPrefix(first[0], "go build") || first[1] != "go test -race ./..." {
+	if len(first) != 2 || !strings.HasPrefix(first[0], "CGO_ENABLED=0 go build") || first[1] != "go test -race ./..." {
 		t.Fatalf("README must open with exactly the build+run and the test commands, got %q", first)
 	}
 	blocks[0] = first[0] + "\n"

@@ -27,6 +27,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -92,6 +93,13 @@ type Cmd struct {
 	// orphans. (The kernel ties it to the OS thread that forked; Go keeps
 	// that thread unless a goroutine locked to it exits.)
 	DieWithParent bool
+	// Cgroup, when set, runs the child in that memory cgroup: the kernel
+	// enforces its hard limit on the child and everything it starts. On
+	// cgroup v2 the child is born in it (clone3 CLONE_INTO_CGROUP); on v1 it
+	// runs through a /bin/sh trampoline that joins the cgroup and execs the
+	// program under the same pid (its argv[0] becomes the program's path).
+	// Nil means the child stays in this process's cgroup.
+	Cgroup *MemoryCgroup
 	// KeepOrphans leaves running the processes a child left in its process
 	// group when it exited. By default they get StopSignal, then SIGKILL
 	// after StopTimeout.
@@ -192,6 +200,13 @@ func (c *Cmd) Start() error {
 	if len(args) == 0 {
 		args = []string{c.Path}
 	}
+	if c.Cgroup != nil && !c.Cgroup.v2 {
+		// cgroup v1 has no way to start a process in a cgroup: a /bin/sh
+		// trampoline moves itself there, then execs the program under the
+		// same pid, before the program can run or fork.
+		args = append([]string{"/bin/sh", "-c", cgroupTrampoline, path, filepath.Join(c.Cgroup.dir, "cgroup.procs")}, args[1:]...)
+		path = "/bin/sh"
+	}
 	cmd := &exec.Cmd{Path: path, Args: args, Dir: c.Dir, Stdin: c.Stdin, Stdout: c.Stdout}
 	env := c.Env
 	if env == nil {
@@ -244,6 +259,18 @@ func (c *Cmd) Start() error {
 		if codec == ipc.JSON {
 			cmd.Env = append(cmd.Env, fmt.Sprintf("%s=%d", ipc.EnvNodeFD, fd), ipc.EnvNodeMode+"=json")
 		}
+	}
+	if c.Cgroup != nil && c.Cgroup.v2 {
+		dir, err := os.Open(c.Cgroup.dir)
+		if err != nil {
+			if mine != nil {
+				mine.Close()
+				theirs.Close()
+			}
+			return fmt.Errorf("proc: start %s: %w", c, err)
+		}
+		defer dir.Close()
+		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, int(dir.Fd())
 	}
 	if err := cmd.Start(); err != nil {
 		for _, f := range append(c.pipesToClose, c.closeAfter...) {

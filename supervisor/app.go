@@ -93,6 +93,9 @@ func (a *app) spawn(sl *slot) (*process, error) {
 		errPath: s.logPath(spec, sl, "err"),
 		openLog: s.openLog,
 		bus:     s.busLink(),
+		logf:    s.logf,
+
+		noCgroups: s.cfg.NoCgroups,
 	}
 	if sock != nil {
 		ss.activate = func(cmd *proc.Cmd) error { return sock.activate(cmd) }

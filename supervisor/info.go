@@ -194,7 +194,7 @@ func (s *Server) sampleOnce() {
 		}
 		spec := l.a.specSnapshot()
 		switch {
-		case spec.MemoryLimit > 0 && int64(sm.rss) > spec.MemoryLimit:
+		case spec.MemoryLimit > 0 && l.p.cgroup == nil && int64(sm.rss) > spec.MemoryLimit:
 			// The hard limit: SIGKILL the whole group now, as the kernel's
 			// OOM killer would; the exit is a crash with this cause.
 			l.p.setCause(fmt.Sprintf("memory_limit: %s > %s", formatBytes(int64(sm.rss)), formatBytes(spec.MemoryLimit)))

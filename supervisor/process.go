@@ -45,6 +45,10 @@ type process struct {
 	mu        sync.Mutex
 
 	memRestart atomic.Bool // a restart for max_memory has been ordered
+	// cgroup enforces MemoryLimit in the kernel; nil when there is no limit
+	// or no writable cgroup (then the limit is sampled, see Server.sample).
+	cgroup   *proc.MemoryCgroup
+	memLimit int64
 
 	drained   chan struct{} // closed when the Node preload reports {"kin":"drained"}
 	drainOnce sync.Once
@@ -67,7 +71,16 @@ type spawnSpec struct {
 	openLog  func(path string) (io.WriteCloser, error)
 	activate func(cmd *proc.Cmd) error // hands the listening sockets over (cluster.Activate)
 	bus      busLink                   // the Server's bus, for the app's bus messages
+	logf     func(format string, args ...any)
+	// noCgroups: enforce MemoryLimit by sampling only (Config.NoCgroups).
+	noCgroups bool
 }
+
+// cgroupSeq numbers the memory cgroups of this process's instances.
+var (
+	cgroupSeq  atomic.Int64
+	cgroupWarn sync.Once
+)
 
 // startProcess starts one run of an instance. The returned process is
 // running; its exit is seen on cmd.Done().
@@ -94,9 +107,25 @@ func startProcess(ss spawnSpec) (_ *process, err error) {
 	p := &process{cmd: cmd, kind: effectiveReady(spec), ready: make(chan struct{}), drained: make(chan struct{}), preload: ss.preload != ""}
 	p.bus, p.who = ss.bus, fmt.Sprintf("app %s instance %d", spec.Name, ss.id)
 	p.ctx, p.cancel = context.WithCancel(context.Background())
+	if spec.MemoryLimit > 0 && !ss.noCgroups {
+		cg, err := proc.NewMemoryCgroup(fmt.Sprintf("%d-%d", ss.id, cgroupSeq.Add(1)), spec.MemoryLimit)
+		if err != nil {
+			if ss.logf != nil {
+				cgroupWarn.Do(func() {
+					ss.logf("memory_limit is enforced by sampling RSS every second, not by the kernel: %v", err)
+				})
+			}
+		} else {
+			cmd.Cgroup, p.cgroup, p.memLimit = cg, cg, spec.MemoryLimit
+		}
+	}
 	defer func() {
 		if err != nil {
 			p.cancel()
+			if p.cgroup != nil {
+				p.cgroup.Kill()
+				p.cgroup.Remove()
+			}
 			for _, f := range p.pipes {
 				f.Close()
 			}
@@ -420,6 +449,9 @@ func (p *process) exitDescription() (desc string, code int, failed bool) {
 	default:
 		desc, code, failed = err.Error(), -1, true
 	}
+	if cause == "" && p.cgroup != nil && p.cgroup.OOMKills() > 0 {
+		cause = "memory_limit: over " + formatBytes(p.memLimit) + ", killed by the kernel (cgroup)"
+	}
 	if cause != "" {
 		desc, failed = cause+" ("+desc+")", true
 	}
@@ -464,6 +496,12 @@ func (p *process) release() {
 	}
 	if p.cmd.Channel != nil {
 		p.cmd.Channel.Close()
+	}
+	if p.cgroup != nil {
+		// Whatever is left in the instance's cgroup (a double-forked
+		// daemon too) goes with it.
+		p.cgroup.Kill()
+		p.cgroup.Remove()
 	}
 }
 

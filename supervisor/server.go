@@ -38,6 +38,11 @@ type Config struct {
 	// SampleInterval is how often CPU and memory of every instance are read
 	// (for List and MaxMemory); zero means 1 s.
 	SampleInterval time.Duration
+	// NoCgroups enforces AppSpec.MemoryLimit by sampling RSS every
+	// SampleInterval instead of with a memory cgroup per instance; false
+	// means a cgroup wherever this process may create one (see
+	// proc.NewMemoryCgroup).
+	NoCgroups bool
 	// CPUs is what "max" instances means; zero means runtime.NumCPU().
 	CPUs int
 	// LogMaxSize and LogKeep bound each log file and how many rotated files

@@ -142,9 +142,14 @@ type AppSpec struct {
 	// MaxMemory restarts an instance whose process tree uses more than this
 	// many bytes of RSS (PM2's max_memory_restart); zero means no limit.
 	MaxMemory int64 `json:"max_memory,omitempty"`
-	// MemoryLimit is a hard limit in bytes enforced by a cgroup-v2
-	// memory.max where the cgroup tree is writable; the kernel's OOM kill is
-	// reported as the cause. Zero means none.
+	// MemoryLimit is a hard limit in bytes on the instance's whole process
+	// tree. Where the daemon may create memory cgroups (cgroup v2
+	// memory.max, or the v1 memory controller) each run of the instance
+	// gets its own, the kernel OOM-kills it above the limit and that is
+	// reported as the cause; the cgroup also takes every process left in it
+	// when the instance ends, double-forked ones included. Elsewhere (or
+	// with Config.NoCgroups) kin samples RSS and SIGKILLs the group above
+	// it. Zero means none.
 	MemoryLimit int64 `json:"memory_limit,omitempty"`
 
 	// Cron restarts the app on a schedule (five-field cron expression, or

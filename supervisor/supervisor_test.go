@@ -16,6 +16,7 @@ import (
 
 	"github.com/kinproc/kin/internal/kintest"
 	"github.com/kinproc/kin/ipc"
+	"github.com/kinproc/kin/proc"
 	"github.com/kinproc/kin/supervisor"
 )
 
@@ -345,19 +346,60 @@ func TestMaxMemoryRestarts(t *testing.T) {
 	})
 }
 
+// TestMemoryLimitKills: an instance over its memory_limit is killed, by
+// the kernel in a cgroup where this process may create one, else by kin's
+// sampling (both ways are tested where cgroups work).
 func TestMemoryLimitKills(t *testing.T) {
 	t.Parallel()
-	s := newServer(t, supervisor.Config{SampleInterval: 50 * time.Millisecond})
-	spec := helperSpec("hog2", "hog", "80")
-	spec.MemoryLimit = 40 << 20
-	spec.Restart = supervisor.RestartNever
-	if _, err := s.StartApps(ctxT(t), []supervisor.AppSpec{spec}, supervisor.StartOptions{}); err != nil {
+	cgroups := false
+	if probe, err := proc.NewMemoryCgroup("probe", 1<<30); err == nil {
+		probe.Remove()
+		cgroups = true
+	}
+	for _, sampled := range []bool{true, false} {
+		if !sampled && !cgroups {
+			continue
+		}
+		t.Run(fmt.Sprintf("sampled=%v", sampled), func(t *testing.T) {
+			s := newServer(t, supervisor.Config{SampleInterval: 50 * time.Millisecond, NoCgroups: sampled})
+			spec := helperSpec("hog2", "hog", "80")
+			spec.MemoryLimit = 40 << 20
+			spec.Restart = supervisor.RestartNever
+			if _, err := s.StartApps(ctxT(t), []supervisor.AppSpec{spec}, supervisor.StartOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			want := "> 40.0 MiB (signal SIGKILL)" // "memory_limit: 46.2 MiB > 40.0 MiB…", as sampled
+			if !sampled {
+				want = "memory_limit: over 40.0 MiB, killed by the kernel (cgroup) (signal SIGKILL)"
+			}
+			var last string
+			kintest.WaitFor(t, 15*time.Second, "killed for memory_limit", func() bool {
+				in := instances(s, "hog2")[0]
+				last = in.LastExit
+				return in.Status == supervisor.StatusErrored && strings.HasPrefix(in.LastExit, "memory_limit") && strings.Contains(in.LastExit, "SIGKILL")
+			})
+			if !strings.HasSuffix(last, want) {
+				t.Fatalf("last exit %q, want …%q", last, want)
+			}
+		})
+	}
+	if cgroups {
+		// Every instance's cgroup went with it.
+		kintest.WaitFor(t, 5*time.Second, "the instances' cgroups removed", func() bool {
+			return len(kinCgroups(t)) == 0
+		})
+	}
+}
+
+// kinCgroups lists the memory cgroups this test process created.
+func kinCgroups(t *testing.T) []string {
+	probe, err := proc.NewMemoryCgroup("list", 1<<30)
+	if err != nil {
 		t.Fatal(err)
 	}
-	kintest.WaitFor(t, 15*time.Second, "killed for memory_limit", func() bool {
-		in := instances(s, "hog2")[0]
-		return in.Status == supervisor.StatusErrored && strings.HasPrefix(in.LastExit, "memory_limit") && strings.Contains(in.LastExit, "SIGKILL")
-	})
+	probe.Remove()
+	m, _ := filepath.Glob(filepath.Join(filepath.Dir(probe.Dir()), fmt.Sprintf("kin-%d-*", os.Getpid())))
+	return m
 }
 
 func TestWaitReadyAndReload(t *testing.T) {

@@ -218,3 +218,30 @@ func TestMemoryCgroupKill(t *testing.T) {
 	cg.Kill()
 	kintest.WaitGone(t, 5*time.Second, pid)
 }
+
+// FuzzParseCgroupFiles: the parsers of /proc/self/cgroup, mountinfo and
+// flat key files never panic, and a path they return is absolute.
+func FuzzParseCgroupFiles(f *testing.F) {
+	f.Add([]byte("4:memory:/process_api/abc\n0::/\n"))
+	f.Add([]byte("34 30 0:31 /lxc/c1 /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n40 1 0:40 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n"))
+	f.Add([]byte("oom_kill 3\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		v1, v2 := parseProcCgroup(b)
+		for _, p := range []string{v1, v2} {
+			if p != "" && p[0] != '/' {
+				t.Fatalf("relative cgroup path %q", p)
+			}
+		}
+		m1, r1, m2, r2 := parseCgroupMounts(b)
+		if (m1 == "") != (r1 == "") || (m2 == "") != (r2 == "") {
+			t.Fatalf("a mount without its root or back: %q %q %q %q", m1, r1, m2, r2)
+		}
+		if v1 != "" && r1 != "" {
+			if rel, ok := underRoot(v1, r1); ok && (rel == "" || rel[0] != '/') {
+				t.Fatalf("underRoot(%q, %q) = %q", v1, r1, rel)
+			}
+		}
+		parseFlatKey(b, "oom_kill")
+		unescapeMount(string(b))
+	})
+}

@@ -46,7 +46,7 @@ type process struct {
 
 	memRestart atomic.Bool // a restart for max_memory has been ordered
 	// cgroup enforces MemoryLimit in the kernel; nil when there is no limit
-	// or no writable cgroup (then the limit is sampled, see Server.sample).
+	// or no writable cgroup (then the limit is sampled, see Server.sampleOnce).
 	cgroup   *proc.MemoryCgroup
 	memLimit int64
 

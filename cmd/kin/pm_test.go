@@ -807,6 +807,7 @@ func TestPMConcurrentFirstCalls(t *testing.T) {
 		p := newHome(t)
 		var wg sync.WaitGroup
 		errs := make([]string, 4)
+		var started atomic.Int32
 		for i := range errs {
 			wg.Add(1)
 			go func() {
@@ -815,8 +816,12 @@ func TestPMConcurrentFirstCalls(t *testing.T) {
 				if i == 3 {
 					args = []string{"ls"}
 				}
-				if out, errOut, code := p.run(nil, args...); code != 0 {
+				out, errOut, code := p.run(nil, args...)
+				if code != 0 {
 					errs[i] = fmt.Sprintf("kin %v: exit %d: %s%s", args, code, out, errOut)
+				}
+				if strings.Contains(errOut, "daemon started") {
+					started.Add(1)
 				}
 			}()
 		}
@@ -830,6 +835,9 @@ func TestPMConcurrentFirstCalls(t *testing.T) {
 		var ds []int
 		if !kintest.Poll(10*time.Second, func() bool { ds = daemons(p.home); return len(ds) == 1 }) {
 			t.Fatalf("round %d: daemons running for one home: %s", round, describeProcs(ds))
+		}
+		if n := started.Load(); n != 1 {
+			t.Errorf("round %d: %d commands said they started the daemon, want 1", round, n)
 		}
 		if list := p.ls(); len(list) != 3 {
 			t.Errorf("round %d: %d instances after three starts: %v", round, len(list), list)

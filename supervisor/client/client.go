@@ -240,7 +240,8 @@ func daemonGone(home string) bool {
 // one if none does: exe (the kin binary) run as `exe daemon` in a new
 // session, detached, its own output going to home/daemon.log. Several
 // callers racing start several daemons, of which exactly one takes the home's
-// lock and serves; the others exit.
+// lock and serves; the others exit. started is true only for the caller
+// whose daemon serves.
 func (c *Client) EnsureDaemon(ctx context.Context, exe string) (started bool, err error) {
 	if _, err := c.Ping(ctx); err == nil {
 		return false, nil
@@ -267,8 +268,10 @@ func (c *Client) EnsureDaemon(ctx context.Context, exe string) (started bool, er
 	deadline := time.NewTimer(10 * time.Second)
 	defer deadline.Stop()
 	for {
-		if _, err := c.Ping(ctx); err == nil {
-			return true, nil
+		if who, err := c.Ping(ctx); err == nil {
+			// Another command's daemon may have won the race for the
+			// socket (ours then exits): started says whose answered.
+			return who.PID == cmd.Process.Pid, nil
 		}
 		select {
 		case <-exited:

@@ -100,15 +100,6 @@ func NewMemoryCgroup(name string, limit int64) (*MemoryCgroup, error) {
 // Dir returns the cgroup's directory.
 func (c *MemoryCgroup) Dir() string { return c.dir }
 
-// Add moves pid (the whole process, all its threads) into the cgroup.
-// Its later children are born in it.
-func (c *MemoryCgroup) Add(pid int) error {
-	if err := writeCgroupFile(c.dir, "cgroup.procs", strconv.Itoa(pid)); err != nil {
-		return fmt.Errorf("proc: memory cgroup %s: add %d: %w", c.dir, pid, err)
-	}
-	return nil
-}
-
 // OOMKills returns how many processes the kernel has killed in the cgroup
 // for going over its limit, or -1 when the kernel does not say (v1 before
 // Linux 4.13).

@@ -1,7 +1,6 @@
 package proc
 
 import (
-	"strconv"
 	"syscall"
 	"time"
 )
@@ -36,7 +35,7 @@ func escapedDescendants(pid, pgid int) []escapee {
 }
 
 func startTicks(pid int) (uint64, bool) {
-	st, ok := readStat("/proc/"+strconv.Itoa(pid)+"/stat", make([]byte, statBufSize))
+	st, ok := readPidStat(pid)
 	if !ok || st.state == 'Z' {
 		return 0, false
 	}

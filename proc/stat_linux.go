@@ -150,6 +150,11 @@ func readStat(path string, buf []byte) (statLine, bool) {
 	return parseStat(buf[:n])
 }
 
+// readPidStat reads /proc/PID/stat; the result's comm has its own buffer.
+func readPidStat(pid int) (statLine, bool) {
+	return readStat("/proc/"+strconv.Itoa(pid)+"/stat", make([]byte, statBufSize))
+}
+
 // statPath returns "/proc/PID/stat" built in path's storage.
 func statPath(path []byte, pid string) []byte {
 	path = append(path[:0], "/proc/"...)

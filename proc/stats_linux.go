@@ -157,7 +157,7 @@ func (s *Snapshot) GroupMembers(pgid int) []int {
 
 // ReadStats returns what pid alone uses.
 func ReadStats(pid int) (Stats, error) {
-	st, ok := readStat("/proc/"+strconv.Itoa(pid)+"/stat", make([]byte, statBufSize))
+	st, ok := readPidStat(pid)
 	if !ok {
 		return Stats{}, fmt.Errorf("proc: no process %d", pid)
 	}
@@ -232,7 +232,7 @@ func CommandLine(pid int) string {
 	if err == nil && len(b) > 0 {
 		return strings.TrimSpace(strings.ReplaceAll(strings.TrimRight(string(b), "\x00"), "\x00", " "))
 	}
-	if st, ok := readStat("/proc/"+strconv.Itoa(pid)+"/stat", make([]byte, statBufSize)); ok {
+	if st, ok := readPidStat(pid); ok {
 		return "[" + string(st.comm) + "]"
 	}
 	return ""
